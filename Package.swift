@@ -1,0 +1,49 @@
+// swift-tools-version: 6.1
+// Energon: a Swift inference system for large transformer language models on CPUs
+// (after EnergonAI, 2022). See ../shared/ARCHITECTURE.md (design) and README.md (usage).
+import PackageDescription
+
+let package = Package(
+    name: "Energon",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "EnergonCore", targets: ["EnergonCore"]),
+        .library(name: "EnergonCheckpoint", targets: ["EnergonCheckpoint"]),
+        .library(name: "EnergonTokenizers", targets: ["EnergonTokenizers"]),
+        .library(name: "EnergonModels", targets: ["EnergonModels"]),
+        .executable(name: "energon", targets: ["energon"]),
+    ],
+    traits: [
+        .trait(name: "MPI", description: "Multi-process tensor/pipeline parallelism over the system's OpenMPI"),
+        .default(enabledTraits: []),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // Hot SIMD micro-kernels. Each ISA-specific function carries its own
+        // __attribute__((target(...))) and is picked at runtime, so no compiler flags are needed
+        // and the package stays usable as a dependency.
+        .target(name: "CEnergonKernels"),
+        // OpenBLAS (Debian libopenblas-dev) for F32 GEMM on the prefill path.
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "EnergonCore", dependencies: ["CEnergonKernels", "COpenBLAS"]),
+        .target(name: "EnergonCheckpoint", dependencies: ["EnergonCore"]),
+        .target(name: "EnergonTokenizers", dependencies: ["EnergonCheckpoint"]),
+        .target(name: "EnergonModels", dependencies: ["EnergonCore", "EnergonCheckpoint", "EnergonTokenizers"]),
+        .executableTarget(
+            name: "energon",
+            dependencies: [
+                "EnergonCore", "EnergonCheckpoint", "EnergonTokenizers", "EnergonModels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(name: "EnergonTestSupport", dependencies: ["EnergonCore", "EnergonCheckpoint"]),
+        .testTarget(name: "EnergonCoreTests", dependencies: ["EnergonCore", "EnergonTestSupport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "EnergonCheckpointTests", dependencies: ["EnergonCheckpoint", "EnergonTestSupport"]),
+        .testTarget(name: "EnergonTokenizersTests", dependencies: ["EnergonTokenizers", "EnergonTestSupport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "EnergonModelsTests", dependencies: ["EnergonModels", "EnergonTestSupport"]),
+    ]
+)

@@ -1,0 +1,12 @@
+import ArgumentParser
+import EnergonCore
+
+@main
+struct Energon: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "energon",
+        abstract: "Energon: inference for large transformer language models on CPUs.",
+        version: EnergonInfo.version,
+        subcommands: []
+    )
+}
