@@ -36,6 +36,14 @@ static float exp_sum_portable(float *x, int64_t count, float shift) {
 static void softcap_portable(float *x, int64_t count, float cap) {
     for (int64_t i = 0; i < count; i++) x[i] = cap * energon_tanh_scalar(x[i] / cap);
 }
+static void scores_portable(const float *q, const float *const *keys, int64_t count, int64_t dimension, float scale,
+                            float *out) {
+    for (int64_t j = 0; j < count; j++) out[j] = dot_portable(q, keys[j], dimension) * scale;
+}
+static void accumulate_portable(float *out, const float *weights, const float *const *values, int64_t count,
+                                int64_t dimension) {
+    for (int64_t j = 0; j < count; j++) axpy_portable(out, weights[j], values[j], dimension);
+}
 
 #define ENERGON_ATTENTION_TARGET
 #define ENERGON_ATTENTION_NAME(name) name##_portable
@@ -59,14 +67,6 @@ ENERGON_AVX512 static inline float dot_avx512(const float *a, const float *b, in
         sum0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i), _mm512_maskz_loadu_ps(mask, b + i), sum0);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(sum0, sum1));
-}
-ENERGON_AVX512 static inline void axpy_avx512(float *y, float a, const float *x, int64_t count) {
-    __m512 factor = _mm512_set1_ps(a);
-    for (int64_t i = 0; i < count; i += 16) {
-        __mmask16 mask = energon_tail_mask16((size_t)(count - i));
-        __m512 result = _mm512_fmadd_ps(factor, _mm512_maskz_loadu_ps(mask, x + i), _mm512_maskz_loadu_ps(mask, y + i));
-        _mm512_mask_storeu_ps(y + i, mask, result);
-    }
 }
 ENERGON_AVX512 static inline void scale_avx512(float *y, float a, int64_t count) {
     __m512 factor = _mm512_set1_ps(a);
@@ -100,6 +100,66 @@ ENERGON_AVX512 static inline void softcap_avx512(float *x, int64_t count, float 
         __mmask16 mask = energon_tail_mask16((size_t)(count - i));
         __m512 t = energon_tanh512(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + i), inverse));
         _mm512_mask_storeu_ps(x + i, mask, _mm512_mul_ps(c, t));
+    }
+}
+
+// Sixteen dot products at once: lane k of the result is the sum of the 16 lanes of acc[k]. A
+// shuffle-and-add tree does it in 15 adds, instead of a full horizontal reduction per key.
+ENERGON_AVX512 static inline __m512 transpose_sum16(const __m512 acc[16]) {
+    __m512 pairs[8], quads[4];
+    for (int i = 0; i < 8; i++)   // lanes: [a0+a2, b0+b2, a1+a3, b1+b3] per 128-bit lane
+        pairs[i] = _mm512_add_ps(_mm512_unpacklo_ps(acc[2 * i], acc[2 * i + 1]),
+                                 _mm512_unpackhi_ps(acc[2 * i], acc[2 * i + 1]));
+    for (int i = 0; i < 4; i++) {  // per 128-bit lane: partial sums of four keys, in order
+        __m512d low = _mm512_unpacklo_pd(_mm512_castps_pd(pairs[2 * i]), _mm512_castps_pd(pairs[2 * i + 1]));
+        __m512d high = _mm512_unpackhi_pd(_mm512_castps_pd(pairs[2 * i]), _mm512_castps_pd(pairs[2 * i + 1]));
+        quads[i] = _mm512_add_ps(_mm512_castpd_ps(low), _mm512_castpd_ps(high));
+    }
+    // Fold the four 128-bit lanes: twice "pair up lanes (0,2) and (1,3) of two vectors and add".
+    __m512 first = _mm512_add_ps(_mm512_shuffle_f32x4(quads[0], quads[1], 0x88),
+                                 _mm512_shuffle_f32x4(quads[0], quads[1], 0xDD));
+    __m512 second = _mm512_add_ps(_mm512_shuffle_f32x4(quads[2], quads[3], 0x88),
+                                  _mm512_shuffle_f32x4(quads[2], quads[3], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(first, second, 0x88), _mm512_shuffle_f32x4(first, second, 0xDD));
+}
+
+ENERGON_AVX512 static inline void scores_avx512(const float *q, const float *const *keys, int64_t count,
+                                                int64_t dimension, float scale, float *out) {
+    int64_t j = 0;
+    __m512 factor = _mm512_set1_ps(scale);
+    for (; j + 16 <= count; j += 16) {
+        __m512 acc[16];
+        for (int k = 0; k < 16; k++) acc[k] = _mm512_setzero_ps();
+        for (int64_t d = 0; d < dimension; d += 16) {
+            __mmask16 mask = energon_tail_mask16((size_t)(dimension - d));
+            __m512 query = _mm512_maskz_loadu_ps(mask, q + d);
+            for (int k = 0; k < 16; k++)
+                acc[k] = _mm512_fmadd_ps(query, _mm512_maskz_loadu_ps(mask, keys[j + k] + d), acc[k]);
+        }
+        _mm512_storeu_ps(out + j, _mm512_mul_ps(transpose_sum16(acc), factor));
+    }
+    for (; j < count; j++) out[j] = dot_avx512(q, keys[j], dimension) * scale;
+}
+
+// out += sum_j weights[j] * values[j], 64 columns at a time in registers, so each output element
+// is loaded and stored once per chunk instead of once per key.
+ENERGON_AVX512 static inline void accumulate_avx512(float *out, const float *weights, const float *const *values,
+                                                    int64_t count, int64_t dimension) {
+    for (int64_t d = 0; d < dimension; d += 64) {
+        __mmask16 mask[4];
+        __m512 acc[4];
+        for (int part = 0; part < 4; part++) {
+            int64_t start = d + 16 * part;
+            mask[part] = start < dimension ? energon_tail_mask16((size_t)(dimension - start)) : 0;
+            acc[part] = _mm512_maskz_loadu_ps(mask[part], out + start);
+        }
+        for (int64_t j = 0; j < count; j++) {
+            __m512 weight = _mm512_set1_ps(weights[j]);
+            const float *value = values[j] + d;
+            for (int part = 0; part < 4; part++)
+                acc[part] = _mm512_fmadd_ps(weight, _mm512_maskz_loadu_ps(mask[part], value + 16 * part), acc[part]);
+        }
+        for (int part = 0; part < 4; part++) _mm512_mask_storeu_ps(out + d + 16 * part, mask[part], acc[part]);
     }
 }
 
@@ -167,6 +227,15 @@ ENERGON_AVX2 static inline void softcap_avx2(float *x, int64_t count, float cap)
         __m256 t = energon_tanh256(_mm256_mul_ps(_mm256_maskload_ps(x + i, mask), inverse));
         _mm256_maskstore_ps(x + i, mask, _mm256_mul_ps(c, t));
     }
+}
+
+ENERGON_AVX2 static inline void scores_avx2(const float *q, const float *const *keys, int64_t count,
+                                            int64_t dimension, float scale, float *out) {
+    for (int64_t j = 0; j < count; j++) out[j] = dot_avx2(q, keys[j], dimension) * scale;
+}
+ENERGON_AVX2 static inline void accumulate_avx2(float *out, const float *weights, const float *const *values,
+                                                int64_t count, int64_t dimension) {
+    for (int64_t j = 0; j < count; j++) axpy_avx2(out, weights[j], values[j], dimension);
 }
 
 #define ENERGON_ATTENTION_TARGET ENERGON_AVX2

@@ -265,3 +265,117 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
         }
     }
 }
+
+@Suite struct EmbeddingTests {
+    static let vocabulary = 37, hidden = 512
+
+    /// A table of `dtype` plus, per row, the floats each row must decode to, computed without
+    /// `Embedding` (and for F32/F16/BF16 without the quantization code at all).
+    func makeTable(_ dtype: DType, random: inout OpsTestRandom) throws -> (Tensor, [[Float]]) {
+        let values = random.floats(Self.vocabulary * Self.hidden, in: -2...2)
+        let rows = (0..<Self.vocabulary).map { Array(values[($0 * Self.hidden)..<(($0 + 1) * Self.hidden)]) }
+        switch dtype {
+        case .f32:
+            return (Tensor(shape: [Self.vocabulary, Self.hidden], floats: values), rows)
+        case .f16:
+            let table = try Tensor(quantizing: values, shape: [Self.vocabulary, Self.hidden], dtype: .f16)
+            return (table, rows.map { $0.map { Float(Float16($0)) } })
+        case .bf16:
+            let table = try Tensor(quantizing: values, shape: [Self.vocabulary, Self.hidden], dtype: .bf16)
+            // Round to nearest even on the upper 16 bits.
+            let rounded = rows.map { row in
+                row.map { value -> Float in
+                    let bits = value.bitPattern
+                    return Float(bitPattern: ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16)
+                }
+            }
+            return (table, rounded)
+        default:
+            let rowBytes = dtype.rowBytes(Self.hidden)!
+            let table: Tensor
+            if Quantization.canQuantize(dtype) {
+                table = try Tensor(quantizing: values, shape: [Self.vocabulary, Self.hidden], dtype: dtype)
+            } else {
+                // No encoder (most K-quants): random blocks with finite, small f16 scales.
+                table = Tensor(dtype: dtype, shape: [Self.vocabulary, Self.hidden]) { raw, bytes in
+                    for index in 0..<bytes { raw.storeBytes(of: UInt8.random(in: 0...255, using: &random), toByteOffset: index, as: UInt8.self) }
+                    let scale = Float16(0.01).bitPattern
+                    for block in 0..<(bytes / dtype.blockBytes) {
+                        let base = block * dtype.blockBytes
+                        for offset in Self.scaleOffsets(dtype) {
+                            raw.storeBytes(of: scale, toByteOffset: base + offset, as: UInt16.self)
+                        }
+                    }
+                }
+            }
+            let decoded = (0..<Self.vocabulary).map { row in
+                let bytes = [UInt8](UnsafeRawBufferPointer(start: table.row(row), count: rowBytes))
+                return Quantization.dequantize(bytes, as: dtype, count: Self.hidden, isa: .portable)
+            }
+            return (table, decoded)
+        }
+    }
+
+    /// Byte offsets of the f16 scale fields inside one block (ggml layouts).
+    static func scaleOffsets(_ dtype: DType) -> [Int] {
+        switch dtype {
+        case .q2_K: [80, 82]
+        case .q3_K: [108]
+        case .q4_K, .q5_K: [0, 2]
+        case .q6_K: [208]
+        case .q8_1: [0, 2]
+        default: [0]
+        }
+    }
+
+    static let dtypes: [DType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+
+    @Test(arguments: dtypes, [1, 3])
+    func lookupDecodesTheSelectedRows(dtype: DType, threads: Int) throws {
+        var random = OpsTestRandom()
+        let (table, expectedRows) = try makeTable(dtype, random: &random)
+        let ids = (0..<50).map { _ in Int32.random(in: 0..<Int32(Self.vocabulary), using: &random) } + [0, Int32(Self.vocabulary - 1)]
+        for isa in ISA.available {
+            var output = [Float](repeating: .nan, count: ids.count * Self.hidden)
+            try Embedding.lookup(table: table, ids: ids, count: ids.count, output: &output,
+                                 context: ComputeContext(threads: threads, isa: isa))
+            for (token, id) in ids.enumerated() {
+                let row = Array(output[(token * Self.hidden)..<((token + 1) * Self.hidden)])
+                #expect(row == expectedRows[Int(id)], "\(dtype) \(isa) token \(token) id \(id) seed \(random.seed)")
+            }
+        }
+    }
+
+    @Test func quantizedRowsStayCloseToTheirSource() throws {
+        var random = OpsTestRandom()
+        let values = random.floats(Self.vocabulary * Self.hidden, in: -2...2)
+        // Worst-case step of each format for values in [-2, 2]: half a quantization step of the
+        // block's range, plus the f16 rounding of its scale.
+        for (dtype, bound) in [(DType.q8_0, Float(2.0 / 127)), (.q5_0, 2.0 / 15), (.q5_1, 4.0 / 31), (.q4_0, 2.0 / 7), (.q4_1, 4.0 / 15)] {
+            let table = try Tensor(quantizing: values, shape: [Self.vocabulary, Self.hidden], dtype: dtype)
+            let ids = (0..<Int32(Self.vocabulary)).map { $0 }
+            var output = [Float](repeating: .nan, count: values.count)
+            try Embedding.lookup(table: table, ids: ids, count: ids.count, output: &output)
+            let worst = zip(output, values).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(worst <= bound, "\(dtype) worst \(worst) seed \(random.seed)")
+        }
+    }
+
+    @Test func badIdsThrowBeforeWriting() throws {
+        let table = Tensor(shape: [4, 8], floats: (0..<32).map(Float.init))
+        for bad: Int32 in [4, -1, 1000] {
+            var output = [Float](repeating: 7, count: 3 * 8)
+            let ids: [Int32] = [1, bad, 2]
+            #expect(throws: EmbeddingError.tokenOutOfRange(Int(bad), 4)) {
+                try Embedding.lookup(table: table, ids: ids, count: 3, output: &output)
+            }
+            #expect(output.allSatisfy { $0 == 7 })
+        }
+        let flat = Tensor(shape: [32], floats: (0..<32).map(Float.init))
+        var output = [Float](repeating: 0, count: 8)
+        #expect(throws: EmbeddingError.tableNotAMatrix(shape: [32])) {
+            try Embedding.lookup(table: flat, ids: [Int32(0)], count: 1, output: &output)
+        }
+        #expect(EmbeddingError.tokenOutOfRange(9, 4).description.contains("9"))
+    }
+}
