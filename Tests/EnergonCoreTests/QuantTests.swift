@@ -1,3 +1,4 @@
+import CEnergonKernels
 import EnergonCore
 import Foundation
 import Testing
@@ -17,6 +18,8 @@ import Testing
         let inputs: [Float] = try Fixture.floats("quantize-\(dtype.name)")
         let expected = try Fixture.bytes("quantize-\(dtype.name)")
         #expect(dtype.rowBytes(inputs.count) == expected.count)
+        let reference = ReferenceQuant.quantize(dtype, values: inputs)
+        #expect(reference == expected, "the Swift reference encoder disagrees with gguf-py for \(dtype)")
         for isa in ISA.available {
             // Whole fixture, then prefixes of 1, 7, 31 blocks (or elements, for F16/BF16).
             for blocks in [inputs.count / dtype.blockSize, 1, 7, 31] {
@@ -88,17 +91,87 @@ import Testing
         }
     }
 
-    @Test(arguments: encodable)
-    func quantizeMatchesReferenceEncodersForHalfFormats(dtype: DType) throws {
-        guard dtype == .f16 || dtype == .bf16 else { return }
-        var random = SplitMix64(seed: 0x1F16)
-        let values = (0..<4097).map { _ in Float(random.normal() * random.logUniform(-40, 20)) }
-        let expected = values.map { dtype == .f16 ? ReferenceQuant.floatToHalf($0) : ReferenceQuant.floatToBFloat16($0) }
-        for isa in ISA.available {
-            let bits = dtype == .f16 ? Quantization.halfBitsFromFloats(values, isa: isa)
-                                     : Quantization.bfloat16FromFloats(values, isa: isa)
-            let same = bits == expected
-            #expect(same, "\(dtype) \(isa): first differing element \(Self.firstDifference(bits, expected))")
+    @Test(arguments: encodable + [.q8_K, .f32])
+    func quantizeMatchesReference(dtype: DType) throws {
+        var random = SplitMix64(seed: 0x9E1F + UInt64(dtype.rawValue))
+        let counts = dtype.blockSize == 1 ? [1, 7, 31, 32, 33, 255, 4097] : [1, 7, 33, 129].map { $0 * dtype.blockSize }
+        for count in counts {
+            var values = (0..<count).map { _ in Float(random.normal() * random.logUniform(-30, 12)) }
+            if count >= 2 * dtype.blockSize {
+                // A block of exact halves and integers (rounding ties), and one with a +-max tie.
+                for index in 0..<dtype.blockSize { values[index] = Float(index % 9) * 0.5 - 2 }
+                values[dtype.blockSize + 1] = -7
+                values[dtype.blockSize + 2] = 7
+            }
+            guard let expected = ReferenceQuant.quantize(dtype, values: values) else {
+                Issue.record("reference has no \(dtype) encoder")
+                return
+            }
+            for isa in ISA.available {
+                let bytes = try Quantization.quantize(values, as: dtype, isa: isa)
+                let same = bytes == expected
+                #expect(same, "\(dtype) \(isa) \(count): first differing byte \(Self.firstDifference(bytes, expected))")
+            }
+        }
+    }
+
+    @Test(arguments: decodable)
+    func unalignedRowsDecodeTheSame(dtype: DType) {
+        // Rows inside a GGUF mapping or a Swift array sit at any address; the kernels must not
+        // assume alignment. Decode from offsets 1, 2 and 3 into an offset destination too.
+        var random = SplitMix64(seed: 0xA11)
+        let count = 7 * max(dtype.blockSize, 32)
+        let bytes = randomBlocks(dtype, count: count, random: &random)
+        let expected = ReferenceQuant.dequantize(dtype, bytes: bytes, count: count)
+        for offset in 1...3 {
+            let shifted = [UInt8](repeating: 0xAB, count: offset) + bytes
+            var output = [Float](repeating: 0, count: count + 1)
+            for isa in ISA.available {
+                shifted.withUnsafeBytes { source in
+                    output.withUnsafeMutableBufferPointer { destination in
+                        Quantization.dequantizeRow(dtype, source: source.baseAddress! + offset,
+                                                   destination: destination.baseAddress! + 1, count: count, isa: isa)
+                    }
+                }
+                Self.expectSameFloats(Array(output[1...]), expected, "\(dtype) \(isa) offset \(offset)")
+            }
+        }
+    }
+
+    /// The per-format C entry points other kernels call directly (`energon_dequantize_row_q4_0`
+    /// and friends) run the best level and agree with the Swift API.
+    @Test func perFormatEntryPointsMatchTheDispatcher() throws {
+        typealias Decoder = @convention(c) (UnsafeRawPointer?, UnsafeMutablePointer<Float>?, Int64) -> Void
+        typealias Encoder = @convention(c) (UnsafePointer<Float>?, UnsafeMutableRawPointer?, Int64) -> Void
+        let decoders: [(DType, Decoder)] = [
+            (.f32, energon_dequantize_row_f32), (.f16, energon_dequantize_row_f16), (.bf16, energon_dequantize_row_bf16),
+            (.q4_0, energon_dequantize_row_q4_0), (.q4_1, energon_dequantize_row_q4_1),
+            (.q5_0, energon_dequantize_row_q5_0), (.q5_1, energon_dequantize_row_q5_1),
+            (.q8_0, energon_dequantize_row_q8_0), (.q8_1, energon_dequantize_row_q8_1),
+            (.q2_K, energon_dequantize_row_q2_K), (.q3_K, energon_dequantize_row_q3_K),
+            (.q4_K, energon_dequantize_row_q4_K), (.q5_K, energon_dequantize_row_q5_K),
+            (.q6_K, energon_dequantize_row_q6_K), (.q8_K, energon_dequantize_row_q8_K),
+        ]
+        var random = SplitMix64(seed: 0xC0DE)
+        for (dtype, decode) in decoders {
+            let count = 3 * max(dtype.blockSize, 32)
+            let bytes = randomBlocks(dtype, count: count, random: &random)
+            var output = [Float](repeating: 0, count: count)
+            bytes.withUnsafeBytes { decode($0.baseAddress, &output, Int64(count)) }
+            Self.expectSameFloats(output, ReferenceQuant.dequantize(dtype, bytes: bytes, count: count), "C \(dtype)")
+        }
+        let encoders: [(DType, Encoder)] = [
+            (.f16, energon_quantize_row_f16), (.bf16, energon_quantize_row_bf16),
+            (.q4_0, energon_quantize_row_q4_0), (.q4_1, energon_quantize_row_q4_1),
+            (.q5_0, energon_quantize_row_q5_0), (.q5_1, energon_quantize_row_q5_1),
+            (.q8_0, energon_quantize_row_q8_0), (.q8_K, energon_quantize_row_q8_K),
+        ]
+        let values = (0..<512).map { _ in Float(random.normal()) }
+        for (dtype, encode) in encoders {
+            var bytes = [UInt8](repeating: 0, count: dtype.rowBytes(values.count)!)
+            bytes.withUnsafeMutableBytes { encode(values, $0.baseAddress, Int64(values.count)) }
+            let same = bytes == ReferenceQuant.quantize(dtype, values: values)
+            #expect(same, "C encoder \(dtype)")
         }
     }
 
@@ -140,6 +213,10 @@ import Testing
             let brains = Quantization.floatsFromBFloat16(bits: all, isa: isa)
             Self.expectSameFloats(halves, all.map(ReferenceQuant.halfToFloat), "f16 decode \(isa)")
             Self.expectSameFloats(brains, all.map(ReferenceQuant.bfloat16ToFloat), "bf16 decode \(isa)")
+            // NaN payloads too must not depend on the level: every level returns the portable bits.
+            let portable = Quantization.floatsFromHalf(bits: all, isa: .portable)
+            let samePayloads = halves.map(\.bitPattern) == portable.map(\.bitPattern)
+            #expect(samePayloads, "f16 decode \(isa) differs from portable")
             let halfBack = Quantization.halfBitsFromFloats(halves, isa: isa)
             let brainBack = Quantization.bfloat16FromFloats(brains, isa: isa)
             // Non-NaN patterns return unchanged; NaNs come back as quiet NaNs of the same sign.
@@ -201,6 +278,12 @@ import Testing
         #expect(same, "tensor \(dtype) bytes differ from row-by-row encoding")
         Self.expectSameFloats(tensor.dequantized(), ReferenceQuant.dequantize(dtype, bytes: bytes, count: values.count),
                          "tensor \(dtype)")
+        // Threaded and single-row decoding give the same floats.
+        let context = ComputeContext(threads: 3)
+        Self.expectSameFloats(tensor.dequantized(context: context), tensor.dequantized(), "threaded \(dtype)")
+        var row = [Float](repeating: 0, count: 512)
+        tensor.dequantizeRow(4, into: &row)
+        Self.expectSameFloats(row, Array(tensor.dequantized()[(4 * 512)..<(5 * 512)]), "row 4 \(dtype)")
         if dtype == .f32 {
             let exact = tensor.dequantized() == values
             #expect(exact)
