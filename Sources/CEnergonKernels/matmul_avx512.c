@@ -43,6 +43,7 @@ MM_AVX512 void mm_quantize_rows_avx512(const float *input, size_t in, size_t row
             s16[2 * b + 1] = scale * (float)sum1;
             s32[b] = scale * (float)(sum0 + sum1);
         }
+        mm_fill_split(row, in);
     }
 }
 
@@ -245,6 +246,128 @@ MM_AVX512 static inline void mm512_accumulate(__m512i u, __m128 scale, __m128 of
     }
 }
 
+/// Four consecutive 32-weight blocks in "split" order: zmm `low` holds elements 0..15 of blocks
+/// A, B, C, D (one 128-bit lane each) and `high` their elements 16..31, which is exactly how the
+/// nibble formats store them, so no byte shuffles are needed; the activations are rearranged
+/// to match with two 128-bit lane shuffles instead (see mm512_quad_accumulate). Q8_0 blocks come
+/// back as `low` = A|B, `high` = C|D in natural order (`natural` set).
+typedef struct {
+    __m512i low, high;
+    __m128 scale, offset;   // per block
+    int natural;
+} mm512_quad;
+
+/// Four f16 values at p, p + stride, p + 2 stride, p + 3 stride as floats. The scalar loads and
+/// shifts run on the integer ports, beside the vector work.
+MM_AVX512 static inline __m128 mm_four_halves(const uint8_t *p, size_t stride) {
+    uint64_t packed = (uint64_t)mm_load_u16(p) | (uint64_t)mm_load_u16(p + stride) << 16 |
+                      (uint64_t)mm_load_u16(p + 2 * stride) << 32 | (uint64_t)mm_load_u16(p + 3 * stride) << 48;
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)packed));
+}
+
+/// Four 16-byte runs at p, p + stride, ... in the four 128-bit lanes of a zmm.
+MM_AVX512 static inline __m512i mm_four_runs(const uint8_t *p, size_t stride) {
+    __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p));
+    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(p + stride)), 1);
+    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(p + 2 * stride)), 2);
+    return _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(p + 3 * stride)), 3);
+}
+
+/// The fifth bits of four Q5 blocks as byte masks for the split order: bits 0..15 of each
+/// block's 32-bit word go to `low`, bits 16..31 to `high`.
+MM_AVX512 static inline void mm_four_fifth_masks(const uint8_t *p, size_t stride, __mmask64 *low, __mmask64 *high) {
+    uint64_t a = mm_load_u32(p), b = mm_load_u32(p + stride), c = mm_load_u32(p + 2 * stride), d = mm_load_u32(p + 3 * stride);
+    *low = (__mmask64)((a & 0xFFFF) | (b & 0xFFFF) << 16 | (c & 0xFFFF) << 32 | (d & 0xFFFF) << 48);
+    *high = (__mmask64)((a >> 16) | (b >> 16) << 16 | (c >> 16) << 32 | (d >> 16) << 48);
+}
+
+/// The factor between a block's offset and its scale for formats where it is a constant
+/// (the quad kernels accumulate scale * sum and multiply once per row); 1 where the block
+/// stores its own offset.
+static inline float mm_quad_offset_ratio(uint32_t dtype) {
+    switch (dtype) {
+    case MM_Q8_0: return -128.0f;
+    case MM_Q4_0: return -8.0f;
+    case MM_Q5_0: return -16.0f;
+    default: return 1.0f;
+    }
+}
+
+MM_AVX512 static inline mm512_quad mm512_expand_quad(uint32_t dtype, const uint8_t *row, size_t block) {
+    size_t bytes = mm_group_bytes(dtype);
+    const uint8_t *p = row + block * bytes;
+    mm512_quad quad;
+    quad.scale = mm_four_halves(p, bytes);
+    quad.natural = 0;
+    const __m512i low_mask = _mm512_set1_epi8(0x0F);
+    switch (dtype) {
+    case MM_Q8_0: {
+        // int8 + 128 as uint8 (offset -128 d); the nibble formats need no such shift.
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
+        quad.low = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2))),
+                                                       _mm256_loadu_si256((const __m256i *)(p + bytes + 2)), 1), flip);
+        quad.high = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2 * bytes + 2))),
+                                                        _mm256_loadu_si256((const __m256i *)(p + 3 * bytes + 2)), 1), flip);
+        quad.offset = quad.scale;  // times mm_quad_offset_ratio at the end of the row
+        quad.natural = 1;
+        break;
+    }
+    case MM_Q4_0: case MM_Q4_1: {
+        int has_min = dtype == MM_Q4_1;
+        __m512i v = mm_four_runs(p + (has_min ? 4 : 2), bytes);
+        quad.low = _mm512_and_si512(v, low_mask);
+        quad.high = _mm512_and_si512(_mm512_srli_epi16(v, 4), low_mask);
+        quad.offset = has_min ? mm_four_halves(p + 2, bytes) : quad.scale;
+        break;
+    }
+    case MM_Q5_0: case MM_Q5_1: {
+        int has_min = dtype == MM_Q5_1;
+        size_t at = has_min ? 4 : 2;
+        __m512i v = mm_four_runs(p + at + 4, bytes);
+        __mmask64 fifth_low, fifth_high;
+        mm_four_fifth_masks(p + at, bytes, &fifth_low, &fifth_high);
+        const __m512i sixteen = _mm512_set1_epi8(16);
+        __m512i low = _mm512_and_si512(v, low_mask), high = _mm512_and_si512(_mm512_srli_epi16(v, 4), low_mask);
+        quad.low = _mm512_mask_add_epi8(low, fifth_low, low, sixteen);
+        quad.high = _mm512_mask_add_epi8(high, fifth_high, high, sixteen);
+        quad.offset = has_min ? mm_four_halves(p + 2, bytes) : quad.scale;
+        break;
+    }
+    default:
+        quad.low = quad.high = _mm512_setzero_si512();
+        quad.offset = _mm_setzero_ps();
+        break;
+    }
+    return quad;
+}
+
+/// Adds four blocks' products with one activation row to `accumulator` (float lanes) and
+/// `correction` (per block).
+MM_AVX512 static inline void mm512_quad_accumulate(const mm512_quad *quad, const mm_a32_row *x, size_t block,
+                                                   __m512 *accumulator, __m128 *correction) {
+    __m128 xd = _mm_loadu_ps(x->d + block);
+    __m128 scale = _mm_mul_ps(quad->scale, xd);
+    *correction = _mm_fmadd_ps(quad->offset, _mm_loadu_ps(x->s32 + block), *correction);
+    if (quad->natural) {
+        // Lanes 0-7 / 8-15 of each product belong to the first / second block of its half.
+        const __m512i spread_low = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        const __m512i spread_high = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
+        __m512 wide = _mm512_castps128_ps512(scale);
+        const int8_t *q = x->q + 32 * block;
+        __m512i dot_low = _mm512_dpbusd_epi32(_mm512_setzero_si512(), quad->low, _mm512_loadu_si512((const void *)q));
+        __m512i dot_high = _mm512_dpbusd_epi32(_mm512_setzero_si512(), quad->high, _mm512_loadu_si512((const void *)(q + 64)));
+        *accumulator = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_low), _mm512_permutexvar_ps(spread_low, wide), *accumulator);
+        *accumulator = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_high), _mm512_permutexvar_ps(spread_high, wide), *accumulator);
+    } else {
+        // Activations in split order: lane b = elements 0..15 (low) or 16..31 (high) of block b.
+        __m512i x_low = _mm512_loadu_si512((const void *)(x->split + 32 * block));
+        __m512i x_high = _mm512_loadu_si512((const void *)(x->split + 32 * block + 64));
+        __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), quad->low, x_low), quad->high, x_high);
+        const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+        *accumulator = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(scale)), *accumulator);
+    }
+}
+
 /// Dot products of one quantized weight row with `tokens` (1...8) activation rows.
 MM_AVX512 static inline __attribute__((always_inline)) void
 mm512_quantized_row(uint32_t dtype, const uint8_t *row, size_t in, const mm_a32_row *x, int tokens, float *result) {
@@ -256,6 +379,30 @@ mm512_quantized_row(uint32_t dtype, const uint8_t *row, size_t in, const mm_a32_
     }
     if (mm_group_size(dtype) == 32) {
         size_t blocks = in / 32, block = 0;
+        // Two quads per step, into two accumulator sets, so the FMA chains overlap.
+        __m512 second_accumulator[8];
+        __m128 quad_correction[8];
+        for (int t = 0; t < tokens; t++) {
+            second_accumulator[t] = _mm512_setzero_ps();
+            quad_correction[t] = _mm_setzero_ps();
+        }
+        for (; block + 8 <= blocks; block += 8) {
+            mm512_quad first = mm512_expand_quad(dtype, row, block);
+            mm512_quad second = mm512_expand_quad(dtype, row, block + 4);
+            for (int t = 0; t < tokens; t++) {
+                mm512_quad_accumulate(&first, &x[t], block, &accumulator[t], &quad_correction[t]);
+                mm512_quad_accumulate(&second, &x[t], block + 4, &second_accumulator[t], &quad_correction[t]);
+            }
+        }
+        for (; block + 4 <= blocks; block += 4) {
+            mm512_quad quad = mm512_expand_quad(dtype, row, block);
+            for (int t = 0; t < tokens; t++) mm512_quad_accumulate(&quad, &x[t], block, &accumulator[t], &quad_correction[t]);
+        }
+        const __m128 ratio = _mm_set1_ps(mm_quad_offset_ratio(dtype));
+        for (int t = 0; t < tokens; t++) {
+            accumulator[t] = _mm512_add_ps(accumulator[t], second_accumulator[t]);
+            correction[t] = _mm_fmadd_ps(quad_correction[t], ratio, correction[t]);
+        }
         for (; block + 2 <= blocks; block += 2) {
             __m128 scale, offset;
             __m512i u = mm512_expand_pair32(dtype, row, block, &scale, &offset);
@@ -287,23 +434,47 @@ mm512_quantized_row(uint32_t dtype, const uint8_t *row, size_t in, const mm_a32_
     }
 }
 
-MM_AVX512 static void mm512_quantized_rows(const energon_matmul_job *job, size_t row_begin, size_t row_end, int tokens) {
+/// Rows [row_begin, row_end) against `count` activation rows; inlined once per (format, count)
+/// pair so the format switch and the token loops resolve at compile time.
+MM_AVX512 static inline __attribute__((always_inline)) void
+mm512_rows_loop(const energon_matmul_job *job, size_t row_begin, size_t row_end, const mm_a32_row *x,
+                size_t t0, uint32_t dtype, int count) {
+    for (size_t o = row_begin; o < row_end; o++) {
+        float result[8];
+        mm512_quantized_row(dtype, job->weight + o * job->row_bytes, job->in, x, count, result);
+        for (int t = 0; t < count; t++) job->output[(t0 + (size_t)t) * job->output_stride + o] = result[t];
+    }
+}
+
+#define MM_ROWS_FOR_FORMAT(format)                                                              \
+    case format:                                                                                \
+        switch (count) {                                                                        \
+        case 1: mm512_rows_loop(job, row_begin, row_end, x, t0, format, 1); break;              \
+        case 2: mm512_rows_loop(job, row_begin, row_end, x, t0, format, 2); break;              \
+        case 3: mm512_rows_loop(job, row_begin, row_end, x, t0, format, 3); break;              \
+        default: mm512_rows_loop(job, row_begin, row_end, x, t0, format, 4); break;             \
+        }                                                                                       \
+        break;
+
+MM_AVX512 static void mm512_quantized_rows(const energon_matmul_job *job, size_t row_begin, size_t row_end) {
     size_t stride = energon_matmul_quantized_row_bytes(job->in);
-    for (size_t t0 = 0; t0 < job->tokens; t0 += (size_t)tokens) {
-        int count = (int)(job->tokens - t0 < (size_t)tokens ? job->tokens - t0 : (size_t)tokens);
+    // Up to 4 tokens share each expanded weight group while it is in registers.
+    for (size_t t0 = 0; t0 < job->tokens; t0 += 4) {
+        int count = (int)(job->tokens - t0 < 4 ? job->tokens - t0 : 4);
         mm_a32_row x[8];
         for (int t = 0; t < count; t++) x[t] = mm_a32_view(job->quantized + (t0 + (size_t)t) * stride, job->in);
-        for (size_t o = row_begin; o < row_end; o++) {
-            float result[8];
-            const uint8_t *row = job->weight + o * job->row_bytes;
-            // Constant token counts let the compiler keep the accumulators in registers.
-            switch (count) {
-            case 1: mm512_quantized_row(job->dtype, row, job->in, x, 1, result); break;
-            case 2: mm512_quantized_row(job->dtype, row, job->in, x, 2, result); break;
-            case 3: mm512_quantized_row(job->dtype, row, job->in, x, 3, result); break;
-            default: mm512_quantized_row(job->dtype, row, job->in, x, count, result); break;
-            }
-            for (int t = 0; t < count; t++) job->output[(t0 + (size_t)t) * job->output_stride + o] = result[t];
+        switch (job->dtype) {
+            MM_ROWS_FOR_FORMAT(MM_Q8_0)
+            MM_ROWS_FOR_FORMAT(MM_Q4_0)
+            MM_ROWS_FOR_FORMAT(MM_Q4_1)
+            MM_ROWS_FOR_FORMAT(MM_Q5_0)
+            MM_ROWS_FOR_FORMAT(MM_Q5_1)
+            MM_ROWS_FOR_FORMAT(MM_Q4_K)
+            MM_ROWS_FOR_FORMAT(MM_Q5_K)
+            MM_ROWS_FOR_FORMAT(MM_Q6_K)
+            MM_ROWS_FOR_FORMAT(MM_Q2_K)
+            MM_ROWS_FOR_FORMAT(MM_Q3_K)
+        default: break;
         }
     }
 }
@@ -318,7 +489,7 @@ MM_AVX512 void mm_rows_avx512(const energon_matmul_job *job, size_t row_begin, s
         }
         return;
     }
-    mm512_quantized_rows(job, row_begin, row_end, 4);
+    mm512_quantized_rows(job, row_begin, row_end);
 }
 
 MM_AVX512 double mm_read_pass_avx512(const void *data, size_t bytes) {
