@@ -139,69 +139,79 @@ MM_AVX512 static inline __m512i mm512_expand_pair32(uint32_t dtype, const uint8_
     }
 }
 
-/// Expands the 256 weights of K-quant super-block `group` into four zmm of unsigned bytes and
-/// per-16 scales/offsets (four per zmm).
-MM_AVX512 static inline void mm512_expand_k(uint32_t dtype, const uint8_t *row, size_t group,
-                                            __m512i u[4], __m128 scale[4], __m128 offset[4]) {
+/// A K-quant super-block expanded: 256 unsigned values in natural order (4 zmm) and one
+/// (scale, offset) per 16 weights (a zmm each).
+typedef struct {
+    __m512i u[4];
+    __m512 scale, offset;
+} mm512_super;
+
+/// Q4_K/Q5_K: the eight 6-bit scales (bytes of the result) from the 12 packed bytes. The first
+/// four are the low 6 bits of bytes 0..3; the last four take their low 4 bits from bytes 8..11
+/// and their top 2 bits from the top of bytes 0..3. The mins are the same with bytes 4..7 and
+/// the high nibbles of 8..11. Plain 32-bit integer work, so it overlaps the vector work.
+static inline void mm_k4_unpack(const uint8_t *packed, uint64_t *scales, uint64_t *mins) {
+    uint32_t word0 = mm_load_u32(packed), word1 = mm_load_u32(packed + 4), word2 = mm_load_u32(packed + 8);
+    uint32_t scales_low = word0 & 0x3F3F3F3Fu;
+    uint32_t scales_high = (word2 & 0x0F0F0F0Fu) | (((word0 >> 6) & 0x03030303u) << 4);
+    uint32_t mins_low = word1 & 0x3F3F3F3Fu;
+    uint32_t mins_high = ((word2 >> 4) & 0x0F0F0F0Fu) | (((word1 >> 6) & 0x03030303u) << 4);
+    *scales = (uint64_t)scales_low | (uint64_t)scales_high << 32;
+    *mins = (uint64_t)mins_low | (uint64_t)mins_high << 32;
+}
+
+MM_AVX512 static inline mm512_super mm512_expand_k(uint32_t dtype, const uint8_t *row, size_t group) {
     const uint8_t *block = row + group * mm_group_bytes(dtype);
-    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    mm512_super super;
     switch (dtype) {
     case MM_Q4_K: case MM_Q5_K: {
-        float d = mm_half_to_float(mm_load_u16(block)), dmin = mm_half_to_float(mm_load_u16(block + 2));
-        const uint8_t *scales = block + 4;
+        __m128 halves = _mm_cvtph_ps(_mm_cvtsi32_si128((int)mm_load_u32(block)));  // d, dmin
+        uint64_t scales, mins;
+        mm_k4_unpack(block + 4, &scales, &mins);
+        // Each 32-weight scale covers two 16-weight lanes groups.
+        const __m512i twice = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+        __m512 scale8 = _mm512_castps256_ps512(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)scales))));
+        __m512 min8 = _mm512_castps256_ps512(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mins))));
+        super.scale = _mm512_mul_ps(_mm512_permutexvar_ps(twice, scale8), _mm512_broadcastss_ps(halves));
+        super.offset = _mm512_mul_ps(_mm512_permutexvar_ps(twice, min8),
+                                     _mm512_set1_ps(-_mm_cvtss_f32(_mm_movehdup_ps(halves))));
         const uint8_t *qs = block + (dtype == MM_Q5_K ? 48 : 16);
-        // Unpack the eight 6-bit (scale, min) pairs (see mm_k4_scale_min in the portable file).
-        float sc[8], mn[8];
-        for (int j = 0; j < 4; j++) {
-            sc[j] = (float)(scales[j] & 63);
-            mn[j] = (float)(scales[j + 4] & 63);
-            sc[j + 4] = (float)((scales[j + 8] & 0xF) | ((scales[j] >> 6) << 4));
-            mn[j + 4] = (float)((scales[j + 8] >> 4) | ((scales[j + 4] >> 6) << 4));
-        }
-        __m256 scale8 = _mm256_mul_ps(_mm256_loadu_ps(sc), _mm256_set1_ps(d));
-        __m256 offset8 = _mm256_mul_ps(_mm256_loadu_ps(mn), _mm256_set1_ps(-dmin));
-        __m256i high = dtype == MM_Q5_K ? _mm256_loadu_si256((const __m256i *)(block + 16)) : _mm256_setzero_si256();
+        const __m256i low_mask = _mm256_set1_epi8(0x0F);
+        __m512i high = _mm512_setzero_si512();
+        if (dtype == MM_Q5_K) high = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(block + 16)));
         for (int c = 0; c < 4; c++) {
+            // Chunk c: 32 bytes whose low nibbles are weights 64c.. and high nibbles 64c + 32...
             __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
             __m512i values = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, low_mask)),
                                                 _mm256_and_si256(_mm256_srli_epi16(v, 4), low_mask), 1);
             if (dtype == MM_Q5_K) {
-                // Bit 2c of high[l] is the fifth bit of element 64c + l, bit 2c + 1 of 64c + 32 + l.
-                __mmask32 first = _mm256_test_epi8_mask(high, _mm256_set1_epi8((char)(1 << (2 * c))));
-                __mmask32 second = _mm256_test_epi8_mask(high, _mm256_set1_epi8((char)(2 << (2 * c))));
-                __mmask64 fifth = (__mmask64)first | ((__mmask64)second << 32);
+                // Bit 2c of high[l] is the fifth bit of weight 64c + l, bit 2c + 1 of 64c + 32 + l.
+                __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * c))),
+                                                  _mm256_set1_epi8((char)(2 << (2 * c))), 1);
+                __mmask64 fifth = _mm512_test_epi8_mask(high, bits);
                 values = _mm512_mask_add_epi8(values, fifth, values, _mm512_set1_epi8(16));
             }
-            u[c] = values;
-            __m128 s2 = c < 2 ? _mm256_castps256_ps128(scale8) : _mm256_extractf128_ps(scale8, 1);
-            __m128 o2 = c < 2 ? _mm256_castps256_ps128(offset8) : _mm256_extractf128_ps(offset8, 1);
-            // Sub-blocks 2c, 2c + 1 -> [s, s, t, t].
-            if (c & 1) { s2 = _mm_movehl_ps(s2, s2); o2 = _mm_movehl_ps(o2, o2); }
-            scale[c] = _mm_unpacklo_ps(s2, s2);
-            offset[c] = _mm_unpacklo_ps(o2, o2);
+            super.u[c] = values;
         }
         break;
     }
     case MM_Q6_K: {
         const uint8_t *ql = block, *qh = block + 128;
-        const int8_t *scales = (const int8_t *)(block + 192);
-        __m128 d = _mm_set1_ps(mm_half_to_float(mm_load_u16(block + 208)));
-        for (int c = 0; c < 4; c++) {
-            int h = c >> 1, odd = c & 1;
-            // Elements 64c.. come from ql[64h..64h+63] (low nibbles for even c, high for odd c)
-            // and from bits (4 * odd) and (4 * odd + 2) of qh[32h + l].
+        float d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((int)mm_load_u16(block + 208))));
+        super.scale = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(block + 192)))),
+                                    _mm512_set1_ps(d));
+        super.offset = _mm512_mul_ps(super.scale, _mm512_set1_ps(-32.0f));
+        const __m512i low_mask = _mm512_set1_epi8(0x0F), two_bits = _mm512_set1_epi8(0x30);
+        for (int h = 0; h < 2; h++) {
+            // ql[64h..64h+63]: low nibbles are weights 128h + 0..63, high nibbles 128h + 64..127.
+            // qh[32h + l], bits 2s..2s+1: top bits of weight 128h + 32s + l.
             __m512i nibbles = _mm512_loadu_si512((const void *)(ql + 64 * h));
-            if (odd) nibbles = _mm512_srli_epi16(nibbles, 4);
-            nibbles = _mm512_and_si512(nibbles, _mm512_set1_epi8(0x0F));
-            __m256i bits = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
-            __m256i first = _mm256_srli_epi16(bits, 4 * odd);
-            __m256i second = _mm256_srli_epi16(bits, 4 * odd + 2);
-            __m512i top = _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
-            top = _mm512_slli_epi16(_mm512_and_si512(top, _mm512_set1_epi8(3)), 4);
-            u[c] = _mm512_or_si512(nibbles, top);
-            __m128 s4 = _mm_mul_ps(_mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128((int)mm_load_u32((const uint8_t *)scales + 4 * c)))), d);
-            scale[c] = s4;
-            offset[c] = _mm_mul_ps(s4, _mm_set1_ps(-32.0f));
+            __m512i top = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qh + 32 * h)));
+            // Move bits 2s..2s+1 to bits 4..5: shift left by 4 - 2s (s = 0, 1), right by 2s - 4 (s = 2, 3).
+            __m512i top_low = _mm512_and_si512(_mm512_sllv_epi16(top, _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1)), two_bits);
+            __m512i top_high = _mm512_and_si512(_mm512_srlv_epi16(top, _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1)), two_bits);
+            super.u[2 * h] = _mm512_or_si512(_mm512_and_si512(nibbles, low_mask), top_low);
+            super.u[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(nibbles, 4), low_mask), top_high);
         }
         break;
     }
@@ -210,13 +220,29 @@ MM_AVX512 static inline void mm512_expand_k(uint32_t dtype, const uint8_t *row, 
         uint8_t values[256];
         float sc[16], of[16];
         mm_expand_group(dtype, row, group, values, sc, of);
-        for (int c = 0; c < 4; c++) {
-            u[c] = _mm512_loadu_si512((const void *)(values + 64 * c));
-            scale[c] = _mm_loadu_ps(sc + 4 * c);
-            offset[c] = _mm_loadu_ps(of + 4 * c);
-        }
+        for (int c = 0; c < 4; c++) super.u[c] = _mm512_loadu_si512((const void *)(values + 64 * c));
+        super.scale = _mm512_loadu_ps(sc);
+        super.offset = _mm512_loadu_ps(of);
         break;
     }
+    }
+    return super;
+}
+
+/// Adds one super-block's products with one activation row: lane group k (4 int32 lanes) of
+/// the product of chunk c takes weight scale 4c + k times the activation scale of its block.
+MM_AVX512 static inline void mm512_super_accumulate(const mm512_super *super, const mm_a32_row *x, size_t group,
+                                                    __m512 *accumulator, __m512 *correction) {
+    const __m512i twice = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    __m512 xd = _mm512_permutexvar_ps(twice, _mm512_castps256_ps512(_mm256_loadu_ps(x->d + 8 * group)));
+    __m512 scale = _mm512_mul_ps(super->scale, xd);
+    *correction = _mm512_fmadd_ps(super->offset, _mm512_loadu_ps(x->s16 + 16 * group), *correction);
+    const int8_t *q = x->q + 256 * group;
+    for (int c = 0; c < 4; c++) {
+        const __m512i spread = _mm512_set_epi32(4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 2, 4 * c + 2, 4 * c + 2,
+                                                4 * c + 2, 4 * c + 1, 4 * c + 1, 4 * c + 1, 4 * c + 1, 4 * c, 4 * c, 4 * c, 4 * c);
+        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), super->u[c], _mm512_loadu_si512((const void *)(q + 64 * c)));
+        accumulator[c & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(spread, scale), accumulator[c & 1]);
     }
 }
 
@@ -418,12 +444,17 @@ mm512_quantized_row(uint32_t dtype, const uint8_t *row, size_t in, const mm_a32_
         }
     } else {
         size_t groups = in / 256;
+        __m512 pair[8][2], wide_correction[8];
+        for (int t = 0; t < tokens; t++) {
+            pair[t][0] = pair[t][1] = wide_correction[t] = _mm512_setzero_ps();
+        }
         for (size_t g = 0; g < groups; g++) {
-            __m512i u[4];
-            __m128 scale[4], offset[4];
-            mm512_expand_k(dtype, row, g, u, scale, offset);
-            for (int c = 0; c < 4; c++)
-                mm512_accumulate(u[c], scale[c], offset[c], x, 256 * g + 64 * c, tokens, ~(__mmask64)0, accumulator, correction);
+            mm512_super super = mm512_expand_k(dtype, row, g);
+            for (int t = 0; t < tokens; t++) mm512_super_accumulate(&super, &x[t], g, pair[t], &wide_correction[t]);
+        }
+        for (int t = 0; t < tokens; t++) {
+            __m512 sum = _mm512_add_ps(_mm512_add_ps(pair[t][0], pair[t][1]), wide_correction[t]);
+            accumulator[t] = _mm512_add_ps(accumulator[t], sum);
         }
     }
     for (int t = 0; t < tokens; t++) {
