@@ -19,9 +19,8 @@ enum {
 #define MM_GEMM_MIN_TOKENS 6
 // Output rows per packed panel of the integer GEMM (one int32 lane per row in a zmm).
 #define MM_PANEL_ROWS 16
-// Float GEMM: 32 output rows per panel, inputs processed in chunks of this many.
+// Float GEMM: 32 output rows per panel (two zmm of f32 lanes).
 #define MM_FLOAT_PANEL_ROWS 32
-#define MM_FLOAT_K_CHUNK 512
 
 static inline uint16_t mm_load_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline uint32_t mm_load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
