@@ -127,6 +127,18 @@ ENERGON_AVX512 static inline void scores_avx512(const float *q, const float *con
                                                 int64_t dimension, float scale, float *out) {
     int64_t j = 0;
     __m512 factor = _mm512_set1_ps(scale);
+    if ((dimension & 15) == 0) {
+        // Whole vectors (head sizes 64, 128, 256...): plain loads, no mask bookkeeping.
+        for (; j + 16 <= count; j += 16) {
+            __m512 acc[16];
+            for (int k = 0; k < 16; k++) acc[k] = _mm512_setzero_ps();
+            for (int64_t d = 0; d < dimension; d += 16) {
+                __m512 query = _mm512_loadu_ps(q + d);
+                for (int k = 0; k < 16; k++) acc[k] = _mm512_fmadd_ps(query, _mm512_loadu_ps(keys[j + k] + d), acc[k]);
+            }
+            _mm512_storeu_ps(out + j, _mm512_mul_ps(transpose_sum16(acc), factor));
+        }
+    }
     for (; j + 16 <= count; j += 16) {
         __m512 acc[16];
         for (int k = 0; k < 16; k++) acc[k] = _mm512_setzero_ps();
@@ -145,7 +157,19 @@ ENERGON_AVX512 static inline void scores_avx512(const float *q, const float *con
 // is loaded and stored once per chunk instead of once per key.
 ENERGON_AVX512 static inline void accumulate_avx512(float *out, const float *weights, const float *const *values,
                                                     int64_t count, int64_t dimension) {
-    for (int64_t d = 0; d < dimension; d += 64) {
+    int64_t d = 0;
+    for (; d + 64 <= dimension; d += 64) {
+        __m512 acc[4];
+        for (int part = 0; part < 4; part++) acc[part] = _mm512_loadu_ps(out + d + 16 * part);
+        for (int64_t j = 0; j < count; j++) {
+            __m512 weight = _mm512_set1_ps(weights[j]);
+            const float *value = values[j] + d;
+            for (int part = 0; part < 4; part++)
+                acc[part] = _mm512_fmadd_ps(weight, _mm512_loadu_ps(value + 16 * part), acc[part]);
+        }
+        for (int part = 0; part < 4; part++) _mm512_storeu_ps(out + d + 16 * part, acc[part]);
+    }
+    for (; d < dimension; d += 64) {
         __mmask16 mask[4];
         __m512 acc[4];
         for (int part = 0; part < 4; part++) {
