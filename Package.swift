@@ -10,7 +10,9 @@ let package = Package(
         .library(name: "EnergonCore", targets: ["EnergonCore"]),
         .library(name: "EnergonCheckpoint", targets: ["EnergonCheckpoint"]),
         .library(name: "EnergonTokenizers", targets: ["EnergonTokenizers"]),
+        .library(name: "EnergonDistributed", targets: ["EnergonDistributed"]),
         .library(name: "EnergonModels", targets: ["EnergonModels"]),
+        .library(name: "EnergonEngine", targets: ["EnergonEngine"]),
         .executable(name: "energon", targets: ["energon"]),
     ],
     traits: [
@@ -30,20 +32,23 @@ let package = Package(
         .target(name: "EnergonCore", dependencies: ["CEnergonKernels", "COpenBLAS"]),
         .target(name: "EnergonCheckpoint", dependencies: ["EnergonCore"]),
         .target(name: "EnergonTokenizers", dependencies: ["EnergonCheckpoint"]),
-        .target(name: "EnergonModels", dependencies: ["EnergonCore", "EnergonCheckpoint", "EnergonTokenizers"]),
+        .target(name: "EnergonDistributed", dependencies: ["EnergonCore"]),
+        .target(name: "EnergonModels", dependencies: ["EnergonCore", "EnergonCheckpoint", "EnergonTokenizers", "EnergonDistributed"]),
+        .target(name: "EnergonEngine", dependencies: ["EnergonCore", "EnergonModels", "EnergonTokenizers"]),
         .executableTarget(
             name: "energon",
             dependencies: [
-                "EnergonCore", "EnergonCheckpoint", "EnergonTokenizers", "EnergonModels",
+                "EnergonCore", "EnergonCheckpoint", "EnergonTokenizers", "EnergonModels", "EnergonEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(name: "EnergonTestSupport", dependencies: ["EnergonCore", "EnergonCheckpoint"]),
         .testTarget(name: "EnergonCoreTests", dependencies: ["EnergonCore", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "EnergonCheckpointTests", dependencies: ["EnergonCheckpoint", "EnergonTestSupport"]),
+        .testTarget(name: "EnergonCheckpointTests", dependencies: ["EnergonCheckpoint", "EnergonTestSupport"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "EnergonTokenizersTests", dependencies: ["EnergonTokenizers", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "EnergonModelsTests", dependencies: ["EnergonModels", "EnergonTestSupport"]),
+        .testTarget(name: "EnergonModelsTests", dependencies: ["EnergonModels", "EnergonEngine", "EnergonTestSupport"]),
     ]
 )
