@@ -349,9 +349,30 @@ ENERGON_AVX2 static inline void softcap_avx2(float *x, int64_t count, float cap)
     }
 }
 
+// Eight dot products at once: lane k of the result is the sum of the 8 lanes of acc[k].
+ENERGON_AVX2 static inline __m256 transpose_sum8_avx2(const __m256 acc[8]) {
+    __m256 t0 = _mm256_hadd_ps(acc[0], acc[1]), t1 = _mm256_hadd_ps(acc[2], acc[3]);
+    __m256 t2 = _mm256_hadd_ps(acc[4], acc[5]), t3 = _mm256_hadd_ps(acc[6], acc[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);  // per 128-bit half: keys 0-3 / 4-7
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
 ENERGON_AVX2 static inline void scores_avx2(const float *q, const float *const *keys, int64_t count,
                                             int64_t dimension, float scale, float *out) {
-    for (int64_t j = 0; j < count; j++) out[j] = dot_avx2(q, keys[j], dimension) * scale;
+    __m256 factor = _mm256_set1_ps(scale);
+    int64_t j = 0;
+    for (; j + 8 <= count; j += 8) {
+        __m256 acc[8];
+        for (int k = 0; k < 8; k++) acc[k] = _mm256_setzero_ps();
+        for (int64_t d = 0; d < dimension; d += 8) {
+            __m256i mask = energon_tail_mask8((size_t)(dimension - d));
+            __m256 query = _mm256_maskload_ps(q + d, mask);
+            for (int k = 0; k < 8; k++)
+                acc[k] = _mm256_fmadd_ps(query, _mm256_maskload_ps(keys[j + k] + d, mask), acc[k]);
+        }
+        _mm256_storeu_ps(out + j, _mm256_mul_ps(transpose_sum8_avx2(acc), factor));
+    }
+    for (; j < count; j++) out[j] = dot_avx2(q, keys[j], dimension) * scale;
 }
 ENERGON_AVX2 static inline void accumulate_avx2(float *out, const float *weights, const float *const *values,
                                                 int64_t count, int64_t dimension) {
