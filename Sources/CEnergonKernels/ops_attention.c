@@ -45,6 +45,17 @@ static void accumulate_portable(float *out, const float *weights, const float *c
     for (int64_t j = 0; j < count; j++) axpy_portable(out, weights[j], values[j], dimension);
 }
 
+static void scores_pair_portable(const float *q0, const float *q1, const float *const *keys, int64_t count,
+                                 int64_t dimension, float scale, float *out0, float *out1) {
+    scores_portable(q0, keys, count, dimension, scale, out0);
+    scores_portable(q1, keys, count, dimension, scale, out1);
+}
+static void accumulate_pair_portable(float *out0, float *out1, const float *weights0, const float *weights1,
+                                     const float *const *values, int64_t count, int64_t dimension) {
+    accumulate_portable(out0, weights0, values, count, dimension);
+    accumulate_portable(out1, weights1, values, count, dimension);
+}
+
 #define ENERGON_ATTENTION_TARGET
 #define ENERGON_ATTENTION_NAME(name) name##_portable
 #include "ops_attention_body.h"
@@ -187,6 +198,91 @@ ENERGON_AVX512 static inline void accumulate_avx512(float *out, const float *wei
     }
 }
 
+// Eight dot products at once (the low 256 bits of the result), same tree as transpose_sum16.
+ENERGON_AVX512 static inline __m256 transpose_sum8(const __m512 acc[8]) {
+    __m512 pairs[4], quads[2];
+    for (int i = 0; i < 4; i++)
+        pairs[i] = _mm512_add_ps(_mm512_unpacklo_ps(acc[2 * i], acc[2 * i + 1]),
+                                 _mm512_unpackhi_ps(acc[2 * i], acc[2 * i + 1]));
+    for (int i = 0; i < 2; i++) {
+        __m512d low = _mm512_unpacklo_pd(_mm512_castps_pd(pairs[2 * i]), _mm512_castps_pd(pairs[2 * i + 1]));
+        __m512d high = _mm512_unpackhi_pd(_mm512_castps_pd(pairs[2 * i]), _mm512_castps_pd(pairs[2 * i + 1]));
+        quads[i] = _mm512_add_ps(_mm512_castpd_ps(low), _mm512_castpd_ps(high));
+    }
+    __m512 folded = _mm512_add_ps(_mm512_shuffle_f32x4(quads[0], quads[1], 0x88),
+                                  _mm512_shuffle_f32x4(quads[0], quads[1], 0xDD));
+    folded = _mm512_add_ps(_mm512_shuffle_f32x4(folded, folded, 0x88), _mm512_shuffle_f32x4(folded, folded, 0xDD));
+    return _mm512_castps512_ps256(folded);
+}
+
+// Two query rows against the same keys: each key vector loaded feeds two FMAs, which halves
+// the loads per FMA (the single-row kernel is load-bound).
+ENERGON_AVX512 static inline void scores_pair_avx512(const float *q0, const float *q1, const float *const *keys,
+                                                     int64_t count, int64_t dimension, float scale, float *out0,
+                                                     float *out1) {
+    __m256 factor = _mm256_set1_ps(scale);
+    int64_t j = 0;
+    for (; j + 8 <= count; j += 8) {
+        __m512 acc0[8], acc1[8];
+        for (int k = 0; k < 8; k++) acc0[k] = acc1[k] = _mm512_setzero_ps();
+        if ((dimension & 15) == 0) {
+            for (int64_t d = 0; d < dimension; d += 16) {
+                __m512 query0 = _mm512_loadu_ps(q0 + d), query1 = _mm512_loadu_ps(q1 + d);
+                for (int k = 0; k < 8; k++) {
+                    __m512 key = _mm512_loadu_ps(keys[j + k] + d);
+                    acc0[k] = _mm512_fmadd_ps(query0, key, acc0[k]);
+                    acc1[k] = _mm512_fmadd_ps(query1, key, acc1[k]);
+                }
+            }
+        } else {
+            for (int64_t d = 0; d < dimension; d += 16) {
+                __mmask16 mask = energon_tail_mask16((size_t)(dimension - d));
+                __m512 query0 = _mm512_maskz_loadu_ps(mask, q0 + d), query1 = _mm512_maskz_loadu_ps(mask, q1 + d);
+                for (int k = 0; k < 8; k++) {
+                    __m512 key = _mm512_maskz_loadu_ps(mask, keys[j + k] + d);
+                    acc0[k] = _mm512_fmadd_ps(query0, key, acc0[k]);
+                    acc1[k] = _mm512_fmadd_ps(query1, key, acc1[k]);
+                }
+            }
+        }
+        _mm256_storeu_ps(out0 + j, _mm256_mul_ps(transpose_sum8(acc0), factor));
+        _mm256_storeu_ps(out1 + j, _mm256_mul_ps(transpose_sum8(acc1), factor));
+    }
+    for (; j < count; j++) {
+        out0[j] = dot_avx512(q0, keys[j], dimension) * scale;
+        out1[j] = dot_avx512(q1, keys[j], dimension) * scale;
+    }
+}
+
+// Two output rows from the same values: each value vector loaded feeds two FMAs.
+ENERGON_AVX512 static inline void accumulate_pair_avx512(float *out0, float *out1, const float *weights0,
+                                                         const float *weights1, const float *const *values,
+                                                         int64_t count, int64_t dimension) {
+    for (int64_t d = 0; d < dimension; d += 64) {
+        __mmask16 mask[4];
+        __m512 acc0[4], acc1[4];
+        for (int part = 0; part < 4; part++) {
+            int64_t start = d + 16 * part;
+            mask[part] = start < dimension ? energon_tail_mask16((size_t)(dimension - start)) : 0;
+            acc0[part] = _mm512_maskz_loadu_ps(mask[part], out0 + start);
+            acc1[part] = _mm512_maskz_loadu_ps(mask[part], out1 + start);
+        }
+        for (int64_t j = 0; j < count; j++) {
+            __m512 weight0 = _mm512_set1_ps(weights0[j]), weight1 = _mm512_set1_ps(weights1[j]);
+            const float *value = values[j] + d;
+            for (int part = 0; part < 4; part++) {
+                __m512 v = _mm512_maskz_loadu_ps(mask[part], value + 16 * part);
+                acc0[part] = _mm512_fmadd_ps(weight0, v, acc0[part]);
+                acc1[part] = _mm512_fmadd_ps(weight1, v, acc1[part]);
+            }
+        }
+        for (int part = 0; part < 4; part++) {
+            _mm512_mask_storeu_ps(out0 + d + 16 * part, mask[part], acc0[part]);
+            _mm512_mask_storeu_ps(out1 + d + 16 * part, mask[part], acc1[part]);
+        }
+    }
+}
+
 #define ENERGON_ATTENTION_TARGET ENERGON_AVX512
 #define ENERGON_ATTENTION_NAME(name) name##_avx512
 #include "ops_attention_body.h"
@@ -253,13 +349,47 @@ ENERGON_AVX2 static inline void softcap_avx2(float *x, int64_t count, float cap)
     }
 }
 
+// Eight dot products at once: lane k of the result is the sum of the 8 lanes of acc[k].
+ENERGON_AVX2 static inline __m256 transpose_sum8_avx2(const __m256 acc[8]) {
+    __m256 t0 = _mm256_hadd_ps(acc[0], acc[1]), t1 = _mm256_hadd_ps(acc[2], acc[3]);
+    __m256 t2 = _mm256_hadd_ps(acc[4], acc[5]), t3 = _mm256_hadd_ps(acc[6], acc[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);  // per 128-bit half: keys 0-3 / 4-7
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
 ENERGON_AVX2 static inline void scores_avx2(const float *q, const float *const *keys, int64_t count,
                                             int64_t dimension, float scale, float *out) {
-    for (int64_t j = 0; j < count; j++) out[j] = dot_avx2(q, keys[j], dimension) * scale;
+    __m256 factor = _mm256_set1_ps(scale);
+    int64_t j = 0;
+    for (; j + 8 <= count; j += 8) {
+        __m256 acc[8];
+        for (int k = 0; k < 8; k++) acc[k] = _mm256_setzero_ps();
+        for (int64_t d = 0; d < dimension; d += 8) {
+            __m256i mask = energon_tail_mask8((size_t)(dimension - d));
+            __m256 query = _mm256_maskload_ps(q + d, mask);
+            for (int k = 0; k < 8; k++)
+                acc[k] = _mm256_fmadd_ps(query, _mm256_maskload_ps(keys[j + k] + d, mask), acc[k]);
+        }
+        _mm256_storeu_ps(out + j, _mm256_mul_ps(transpose_sum8_avx2(acc), factor));
+    }
+    for (; j < count; j++) out[j] = dot_avx2(q, keys[j], dimension) * scale;
 }
 ENERGON_AVX2 static inline void accumulate_avx2(float *out, const float *weights, const float *const *values,
                                                 int64_t count, int64_t dimension) {
     for (int64_t j = 0; j < count; j++) axpy_avx2(out, weights[j], values[j], dimension);
+}
+
+ENERGON_AVX2 static inline void scores_pair_avx2(const float *q0, const float *q1, const float *const *keys,
+                                                 int64_t count, int64_t dimension, float scale, float *out0,
+                                                 float *out1) {
+    scores_avx2(q0, keys, count, dimension, scale, out0);
+    scores_avx2(q1, keys, count, dimension, scale, out1);
+}
+ENERGON_AVX2 static inline void accumulate_pair_avx2(float *out0, float *out1, const float *weights0,
+                                                     const float *weights1, const float *const *values,
+                                                     int64_t count, int64_t dimension) {
+    accumulate_avx2(out0, weights0, values, count, dimension);
+    accumulate_avx2(out1, weights1, values, count, dimension);
 }
 
 #define ENERGON_ATTENTION_TARGET ENERGON_AVX2

@@ -3,6 +3,7 @@
 // suffix) defined, and the level's helpers available under those suffixed names:
 //   scores(q, key_rows, count, dimension, scale, out)        out[j] = scale * q . key_rows[j]
 //   accumulate(out, weights, value_rows, count, dimension)   out += sum_j weights[j] * value_rows[j]
+//   scores_pair / accumulate_pair: the same for two query heads at once
 //   scale(y, a, count), row_max(x, count), exp_sum(x, count, shift), softcap(x, count, cap)
 //
 // Flash-attention style online softmax: keys are visited in chunks of ENERGON_ATTENTION_CHUNK.
@@ -42,20 +43,34 @@ ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_NAME(attention)(
                 block++;
             }
         }
-        for (int64_t h = 0; h < heads; h++) {
+        // Heads two at a time where the level has pair kernels (they share every key/value load).
+        for (int64_t h = 0; h < heads; h += 2) {
+            const int64_t rows = h + 1 < heads ? 2 : 1;
             float *weights = scores + h * ENERGON_ATTENTION_CHUNK;
-            ENERGON_ATTENTION_NAME(scores)(q + h * dimension, key_rows, chunk, dimension, shape->scale, weights);
-            if (shape->softcap > 0.0f) ENERGON_ATTENTION_NAME(softcap)(weights, chunk, shape->softcap);
-            float chunk_max = ENERGON_ATTENTION_NAME(row_max)(weights, chunk);
-            float new_max = chunk_max > maxima[h] ? chunk_max : maxima[h];
-            // exp(-inf) is 0 on the first chunk, which also clears the (zero) accumulator.
-            float correction = energon_exp_scalar(maxima[h] - new_max);
-            float chunk_sum = ENERGON_ATTENTION_NAME(exp_sum)(weights, chunk, new_max);
-            sums[h] = sums[h] * correction + chunk_sum;
+            if (rows == 2)
+                ENERGON_ATTENTION_NAME(scores_pair)(q + h * dimension, q + (h + 1) * dimension, key_rows, chunk,
+                                                    dimension, shape->scale, weights,
+                                                    weights + ENERGON_ATTENTION_CHUNK);
+            else
+                ENERGON_ATTENTION_NAME(scores)(q + h * dimension, key_rows, chunk, dimension, shape->scale, weights);
+            for (int64_t r = h; r < h + rows; r++) {
+                float *row_weights = scores + r * ENERGON_ATTENTION_CHUNK;
+                if (shape->softcap > 0.0f) ENERGON_ATTENTION_NAME(softcap)(row_weights, chunk, shape->softcap);
+                float chunk_max = ENERGON_ATTENTION_NAME(row_max)(row_weights, chunk);
+                float new_max = chunk_max > maxima[r] ? chunk_max : maxima[r];
+                // exp(-inf) is 0 on the first chunk, which also clears the (zero) accumulator.
+                float correction = energon_exp_scalar(maxima[r] - new_max);
+                float chunk_sum = ENERGON_ATTENTION_NAME(exp_sum)(row_weights, chunk, new_max);
+                sums[r] = sums[r] * correction + chunk_sum;
+                if (correction != 1.0f) ENERGON_ATTENTION_NAME(scale)(output + r * dimension, correction, dimension);
+                maxima[r] = new_max;
+            }
             float *out = output + h * dimension;
-            if (correction != 1.0f) ENERGON_ATTENTION_NAME(scale)(out, correction, dimension);
-            maxima[h] = new_max;
-            ENERGON_ATTENTION_NAME(accumulate)(out, weights, value_rows, chunk, dimension);
+            if (rows == 2)
+                ENERGON_ATTENTION_NAME(accumulate_pair)(out, out + dimension, weights, weights + ENERGON_ATTENTION_CHUNK,
+                                                        value_rows, chunk, dimension);
+            else
+                ENERGON_ATTENTION_NAME(accumulate)(out, weights, value_rows, chunk, dimension);
         }
     }
     for (int64_t h = 0; h < heads; h++) {
