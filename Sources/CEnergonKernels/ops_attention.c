@@ -56,6 +56,19 @@ static void accumulate_pair_portable(float *out0, float *out1, const float *weig
     accumulate_portable(out1, weights1, values, count, dimension);
 }
 
+static void scores_triple_portable(const float *q0, const float *q1, const float *q2, const float *const *keys,
+                                   int64_t count, int64_t dimension, float scale, float *out0, float *out1,
+                                   float *out2) {
+    scores_pair_portable(q0, q1, keys, count, dimension, scale, out0, out1);
+    scores_portable(q2, keys, count, dimension, scale, out2);
+}
+static void accumulate_triple_portable(float *out0, float *out1, float *out2, const float *weights0,
+                                       const float *weights1, const float *weights2, const float *const *values,
+                                       int64_t count, int64_t dimension) {
+    accumulate_pair_portable(out0, out1, weights0, weights1, values, count, dimension);
+    accumulate_portable(out2, weights2, values, count, dimension);
+}
+
 #define ENERGON_ATTENTION_TARGET
 #define ENERGON_ATTENTION_NAME(name) name##_portable
 #include "ops_attention_body.h"
@@ -215,72 +228,98 @@ ENERGON_AVX512 static inline __m256 transpose_sum8(const __m512 acc[8]) {
     return _mm512_castps512_ps256(folded);
 }
 
-// Two query rows against the same keys: each key vector loaded feeds two FMAs, which halves
-// the loads per FMA (the single-row kernel is load-bound).
-ENERGON_AVX512 static inline void scores_pair_avx512(const float *q0, const float *q1, const float *const *keys,
-                                                     int64_t count, int64_t dimension, float scale, float *out0,
-                                                     float *out1) {
+// Several query rows (heads of one KV group) against the same keys: each key vector loaded
+// feeds `rows` FMAs, so the loads per FMA fall with the row count (one row is load-bound).
+// `rows` is a constant at every call site, so the loops unroll and the accumulators (8 keys x
+// up to 3 rows = 24 registers) stay in registers.
+ENERGON_AVX512 static inline __attribute__((always_inline)) void scores_rows_avx512(
+    int rows, const float *const q[3], const float *const *keys, int64_t count, int64_t dimension, float scale,
+    float *const out[3]) {
     __m256 factor = _mm256_set1_ps(scale);
     int64_t j = 0;
     for (; j + 8 <= count; j += 8) {
-        __m512 acc0[8], acc1[8];
-        for (int k = 0; k < 8; k++) acc0[k] = acc1[k] = _mm512_setzero_ps();
+        __m512 acc[3][8];
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < 8; k++) acc[r][k] = _mm512_setzero_ps();
         if ((dimension & 15) == 0) {
             for (int64_t d = 0; d < dimension; d += 16) {
-                __m512 query0 = _mm512_loadu_ps(q0 + d), query1 = _mm512_loadu_ps(q1 + d);
+                __m512 query[3];
+                for (int r = 0; r < rows; r++) query[r] = _mm512_loadu_ps(q[r] + d);
                 for (int k = 0; k < 8; k++) {
                     __m512 key = _mm512_loadu_ps(keys[j + k] + d);
-                    acc0[k] = _mm512_fmadd_ps(query0, key, acc0[k]);
-                    acc1[k] = _mm512_fmadd_ps(query1, key, acc1[k]);
+                    for (int r = 0; r < rows; r++) acc[r][k] = _mm512_fmadd_ps(query[r], key, acc[r][k]);
                 }
             }
         } else {
             for (int64_t d = 0; d < dimension; d += 16) {
                 __mmask16 mask = energon_tail_mask16((size_t)(dimension - d));
-                __m512 query0 = _mm512_maskz_loadu_ps(mask, q0 + d), query1 = _mm512_maskz_loadu_ps(mask, q1 + d);
+                __m512 query[3];
+                for (int r = 0; r < rows; r++) query[r] = _mm512_maskz_loadu_ps(mask, q[r] + d);
                 for (int k = 0; k < 8; k++) {
                     __m512 key = _mm512_maskz_loadu_ps(mask, keys[j + k] + d);
-                    acc0[k] = _mm512_fmadd_ps(query0, key, acc0[k]);
-                    acc1[k] = _mm512_fmadd_ps(query1, key, acc1[k]);
+                    for (int r = 0; r < rows; r++) acc[r][k] = _mm512_fmadd_ps(query[r], key, acc[r][k]);
                 }
             }
         }
-        _mm256_storeu_ps(out0 + j, _mm256_mul_ps(transpose_sum8(acc0), factor));
-        _mm256_storeu_ps(out1 + j, _mm256_mul_ps(transpose_sum8(acc1), factor));
+        for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r] + j, _mm256_mul_ps(transpose_sum8(acc[r]), factor));
     }
-    for (; j < count; j++) {
-        out0[j] = dot_avx512(q0, keys[j], dimension) * scale;
-        out1[j] = dot_avx512(q1, keys[j], dimension) * scale;
-    }
+    for (; j < count; j++)
+        for (int r = 0; r < rows; r++) out[r][j] = dot_avx512(q[r], keys[j], dimension) * scale;
 }
 
-// Two output rows from the same values: each value vector loaded feeds two FMAs.
-ENERGON_AVX512 static inline void accumulate_pair_avx512(float *out0, float *out1, const float *weights0,
-                                                         const float *weights1, const float *const *values,
-                                                         int64_t count, int64_t dimension) {
+// Several output rows from the same values: each value vector loaded feeds `rows` FMAs.
+ENERGON_AVX512 static inline __attribute__((always_inline)) void accumulate_rows_avx512(
+    int rows, float *const out[3], const float *const weights[3], const float *const *values, int64_t count,
+    int64_t dimension) {
     for (int64_t d = 0; d < dimension; d += 64) {
         __mmask16 mask[4];
-        __m512 acc0[4], acc1[4];
+        __m512 acc[3][4];
         for (int part = 0; part < 4; part++) {
             int64_t start = d + 16 * part;
             mask[part] = start < dimension ? energon_tail_mask16((size_t)(dimension - start)) : 0;
-            acc0[part] = _mm512_maskz_loadu_ps(mask[part], out0 + start);
-            acc1[part] = _mm512_maskz_loadu_ps(mask[part], out1 + start);
+            for (int r = 0; r < rows; r++) acc[r][part] = _mm512_maskz_loadu_ps(mask[part], out[r] + start);
         }
         for (int64_t j = 0; j < count; j++) {
-            __m512 weight0 = _mm512_set1_ps(weights0[j]), weight1 = _mm512_set1_ps(weights1[j]);
+            __m512 weight[3];
+            for (int r = 0; r < rows; r++) weight[r] = _mm512_set1_ps(weights[r][j]);
             const float *value = values[j] + d;
             for (int part = 0; part < 4; part++) {
                 __m512 v = _mm512_maskz_loadu_ps(mask[part], value + 16 * part);
-                acc0[part] = _mm512_fmadd_ps(weight0, v, acc0[part]);
-                acc1[part] = _mm512_fmadd_ps(weight1, v, acc1[part]);
+                for (int r = 0; r < rows; r++) acc[r][part] = _mm512_fmadd_ps(weight[r], v, acc[r][part]);
             }
         }
-        for (int part = 0; part < 4; part++) {
-            _mm512_mask_storeu_ps(out0 + d + 16 * part, mask[part], acc0[part]);
-            _mm512_mask_storeu_ps(out1 + d + 16 * part, mask[part], acc1[part]);
-        }
+        for (int part = 0; part < 4; part++)
+            for (int r = 0; r < rows; r++) _mm512_mask_storeu_ps(out[r] + d + 16 * part, mask[part], acc[r][part]);
     }
+}
+
+ENERGON_AVX512 static void scores_pair_avx512(const float *q0, const float *q1, const float *const *keys,
+                                              int64_t count, int64_t dimension, float scale, float *out0,
+                                              float *out1) {
+    const float *q[3] = {q0, q1, q1};
+    float *out[3] = {out0, out1, out1};
+    scores_rows_avx512(2, q, keys, count, dimension, scale, out);
+}
+ENERGON_AVX512 static void scores_triple_avx512(const float *q0, const float *q1, const float *q2,
+                                                const float *const *keys, int64_t count, int64_t dimension,
+                                                float scale, float *out0, float *out1, float *out2) {
+    const float *q[3] = {q0, q1, q2};
+    float *out[3] = {out0, out1, out2};
+    scores_rows_avx512(3, q, keys, count, dimension, scale, out);
+}
+ENERGON_AVX512 static void accumulate_pair_avx512(float *out0, float *out1, const float *weights0,
+                                                  const float *weights1, const float *const *values, int64_t count,
+                                                  int64_t dimension) {
+    float *out[3] = {out0, out1, out1};
+    const float *weights[3] = {weights0, weights1, weights1};
+    accumulate_rows_avx512(2, out, weights, values, count, dimension);
+}
+ENERGON_AVX512 static void accumulate_triple_avx512(float *out0, float *out1, float *out2, const float *weights0,
+                                                    const float *weights1, const float *weights2,
+                                                    const float *const *values, int64_t count, int64_t dimension) {
+    float *out[3] = {out0, out1, out2};
+    const float *weights[3] = {weights0, weights1, weights2};
+    accumulate_rows_avx512(3, out, weights, values, count, dimension);
 }
 
 #define ENERGON_ATTENTION_TARGET ENERGON_AVX512
@@ -390,6 +429,19 @@ ENERGON_AVX2 static inline void accumulate_pair_avx2(float *out0, float *out1, c
                                                      int64_t count, int64_t dimension) {
     accumulate_avx2(out0, weights0, values, count, dimension);
     accumulate_avx2(out1, weights1, values, count, dimension);
+}
+
+ENERGON_AVX2 static inline void scores_triple_avx2(const float *q0, const float *q1, const float *q2, const float *const *keys,
+                                   int64_t count, int64_t dimension, float scale, float *out0, float *out1,
+                                   float *out2) {
+    scores_pair_avx2(q0, q1, keys, count, dimension, scale, out0, out1);
+    scores_avx2(q2, keys, count, dimension, scale, out2);
+}
+ENERGON_AVX2 static inline void accumulate_triple_avx2(float *out0, float *out1, float *out2, const float *weights0,
+                                       const float *weights1, const float *weights2, const float *const *values,
+                                       int64_t count, int64_t dimension) {
+    accumulate_pair_avx2(out0, out1, weights0, weights1, values, count, dimension);
+    accumulate_avx2(out2, weights2, values, count, dimension);
 }
 
 #define ENERGON_ATTENTION_TARGET ENERGON_AVX2
