@@ -7,6 +7,6 @@ struct Energon: ParsableCommand {
         commandName: "energon",
         abstract: "Energon: inference for large transformer language models on CPUs.",
         version: EnergonInfo.version,
-        subcommands: [TokenizeCommand.self, BenchKernels.self]
+        subcommands: [TokenizeCommand.self, BenchKernels.self, InspectCommand.self]
     )
 }

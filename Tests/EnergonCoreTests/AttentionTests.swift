@@ -109,7 +109,7 @@ struct AttentionTestSequence {
     }
 
     static let headShapes: [(heads: Int, kvHeads: Int, headDimension: Int)] = [
-        (8, 2, 64), (4, 1, 80), (4, 4, 33), (3, 1, 256), (9, 3, 64),
+        (8, 2, 64), (4, 1, 80), (4, 4, 33), (3, 1, 256), (9, 3, 64), (7, 1, 32), (10, 2, 48),
     ]
 
     @Test(arguments: ISA.available, headShapes)
@@ -118,8 +118,9 @@ struct AttentionTestSequence {
         let configuration = AttentionConfiguration(
             heads: shape.heads, kvHeads: shape.kvHeads, headDimension: shape.headDimension,
             scale: 1 / Float(shape.headDimension).squareRoot())
-        // A prefill from 0 (crosses several 64-key chunks), a decode step, a chunked prefill.
-        for (start, tokens) in [(0, 70), (150, 1), (30, 9)] {
+        // A prefill from 0 (crosses several 64-key chunks), decode steps (one at 4097 keys), a
+        // chunked prefill.
+        for (start, tokens) in [(0, 70), (150, 1), (30, 9), (4096, 1)] {
             let sequence = makeSequence(startPosition: start, tokens: tokens, configuration: configuration,
                                         magnitude: 2, random: &random)
             let expected = reference([sequence], configuration: configuration)
@@ -130,6 +131,19 @@ struct AttentionTestSequence {
                 #expect(error <= 1, "attention \(isa) \(shape) start \(start) tokens \(tokens) threads \(threads) \(error) seed \(random.seed)")
             }
         }
+    }
+
+    @Test(arguments: ISA.available, [1, 7, 31, 32, 33, 255, 272])
+    func everyHeadDimensionMatchesReference(isa: ISA, headDimension: Int) {
+        var random = OpsTestRandom()
+        let configuration = AttentionConfiguration(heads: 2, kvHeads: 1, headDimension: headDimension,
+                                                   scale: 1 / Float(headDimension).squareRoot())
+        let sequence = makeSequence(startPosition: 5, tokens: 20, configuration: configuration, magnitude: 1.5,
+                                    random: &random)
+        let expected = reference([sequence], configuration: configuration)
+        let output = run([sequence], configuration: configuration, blockSize: 16, threads: 1, isa: isa, random: &random)
+        let error = opsWorstError(output, expected, absolute: 2e-6, relative: 1e-5)
+        #expect(error <= 1, "attention \(isa) d=\(headDimension) \(error) seed \(random.seed)")
     }
 
     @Test(arguments: ISA.available)
@@ -155,14 +169,20 @@ struct AttentionTestSequence {
 
     @Test(arguments: ISA.available)
     func raggedBatchPagedEqualsDenseAndReference(isa: ISA) {
+        for (window, softcap) in [(Int?.none, Float?.none), (24, 20)] {
+            raggedBatch(isa: isa, configuration: AttentionConfiguration(
+                heads: 8, kvHeads: 2, headDimension: 64, scale: 0.125, slidingWindow: window, logitSoftcap: softcap))
+        }
+    }
+
+    func raggedBatch(isa: ISA, configuration: AttentionConfiguration) {
         var random = OpsTestRandom()
-        let configuration = AttentionConfiguration(heads: 8, kvHeads: 2, headDimension: 64, scale: 0.125,
-                                                   slidingWindow: nil)
         let sequences = [(0, 21), (100, 1), (37, 5), (16, 16), (250, 1)].map { start, tokens in
             makeSequence(startPosition: start, tokens: tokens, configuration: configuration, magnitude: 2,
                          random: &random)
         }
         let expected = reference(sequences, configuration: configuration)
+        var outputs: [[Float]] = []
         for threads in [1, 3] {
             let paged = run(sequences, configuration: configuration, blockSize: 16, threads: threads, isa: isa,
                             random: &random)
@@ -172,7 +192,10 @@ struct AttentionTestSequence {
             #expect(paged == dense, "paged vs dense \(isa) threads \(threads) seed \(random.seed)")
             let error = opsWorstError(paged, expected, absolute: 2e-6, relative: 1e-5)
             #expect(error <= 1, "ragged \(isa) threads \(threads) \(error) seed \(random.seed)")
+            outputs.append(paged)
         }
+        // Each (token, KV head) item is computed the same way whichever thread takes it.
+        #expect(outputs[0] == outputs[1])
     }
 
     @Test func levelsAgreeClosely() {

@@ -113,7 +113,7 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
         #expect(withDefault == withContext)
     }
 
-    @Test(arguments: levels, [(1, 1), (3, 7), (2, 33), (5, 255), (4, 4097), (2, 70_001)])
+    @Test(arguments: levels, [(1, 1), (3, 7), (4, 31), (2, 32), (2, 33), (5, 255), (4, 4097), (2, 70_001)])
     func softmaxMatchesReference(isa: ISA, shape: (rows: Int, columns: Int)) {
         var random = OpsTestRandom()
         let x = random.floats(shape.rows * shape.columns, in: -30...30)
@@ -240,6 +240,21 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
                 }
             }
         }
+    }
+
+    @Test(arguments: [RoPE.Style.normal, .neox])
+    func cachedAndComputedAnglesAgreeExactly(style: RoPE.Style) {
+        var random = OpsTestRandom()
+        let tokens = 64, heads = 3
+        let x = random.floats(tokens * heads * 128)
+        // Positions on both sides of the cache boundary, and far beyond it.
+        let positions = (0..<tokens).map { Int32([0, 1, 4094, 4095, 4096, 4097, 70_000][$0 % 7] + $0 / 7) }
+        var cached = x, computed = x
+        RoPE(headDimension: 128, rotaryDimensions: 96, base: 1e6, style: style)
+            .apply(&cached, tokens: tokens, heads: heads, positions: positions, context: ComputeContext(threads: 3))
+        RoPE(headDimension: 128, rotaryDimensions: 96, base: 1e6, style: style, cachedPositions: 0)
+            .apply(&computed, tokens: tokens, heads: heads, positions: positions, context: ComputeContext(threads: 1))
+        #expect(cached == computed)
     }
 
     @Test func positionZeroIsIdentityAndStylesDiffer() {
