@@ -64,8 +64,23 @@ struct BenchKernels: ParsableCommand {
                              matvec.gigabytes, matvec.gigabytes / bandwidth, matvec.gigaflops, small, large))
             }
         }
+        // The linear layers of SmolLM2-135M (30 layers, hidden 576, kv 192, ffn 1536) in one
+        // format, with q/k/v and gate/up as single computeMany calls as a model runs them.
+        var steps: [[String: Any]] = []
+        if !json { print("SmolLM2-135M linear layers (30 x q,k,v | o | gate,up | down; + Q8_0 LM head 49152x576 for decode):") }
+        for dtype in selected where [.q8_0, .q4_0, .q4_1, .f16, .f32].contains(dtype) {
+            let step = Self.smolStep(dtype: dtype, tokens: tokens, context: context, seconds: seconds)
+            steps.append(["format": dtype.name, "decodeStepMs": step.decode * 1e3, "prefillMs": step.prefill * 1e3,
+                          "decodeTokensPerSecond": 1 / step.decode, "prefillTokensPerSecond": Double(tokens) / step.prefill])
+            if !json {
+                print(String(format: "  %-5@ decode step %.3f ms (%.0f tok/s bound)   prefill %d tokens %.1f ms (%.0f tok/s bound)",
+                             dtype.name as NSString, step.decode * 1e3, 1 / step.decode, tokens, step.prefill * 1e3,
+                             Double(tokens) / step.prefill))
+            }
+        }
         if json {
             let document: [String: Any] = [
+                "smollm2LinearLayers": steps,
                 "threads": context.pool.activeThreadCount, "isa": context.isa.description,
                 "cpuFeatures": EnergonInfo.cpuFeatures, "readBandwidthGBps": bandwidth, "gemmTokens": tokens,
                 "kernels": results,
@@ -162,6 +177,44 @@ struct BenchKernels: ParsableCommand {
             }
         }
         return (Double(weight.byteCount) / time / 1e9, 2 * Double(out * inputs) / time / 1e9)
+    }
+
+    /// Seconds of one decode step (1 token, with the LM head) and of one `tokens`-token prefill
+    /// (without it) through SmolLM2-135M's linear layers stored as `dtype`.
+    static func smolStep(dtype: DType, tokens: Int, context: ComputeContext, seconds: Double) -> (decode: Double, prefill: Double) {
+        let hidden = 576, kv = 192, ffn = 1536, layers = 30, vocabulary = 49152
+        struct Layer { let qkv: [Tensor]; let o: Tensor; let gateUp: [Tensor]; let down: Tensor }
+        let model = (0..<layers).map { _ in
+            Layer(qkv: [randomWeight(dtype, out: hidden, inputs: hidden), randomWeight(dtype, out: kv, inputs: hidden),
+                        randomWeight(dtype, out: kv, inputs: hidden)],
+                  o: randomWeight(dtype, out: hidden, inputs: hidden),
+                  gateUp: [randomWeight(dtype, out: ffn, inputs: hidden), randomWeight(dtype, out: ffn, inputs: hidden)],
+                  down: randomWeight(dtype, out: hidden, inputs: ffn))
+        }
+        let head = randomWeight(.q8_0, out: vocabulary, inputs: hidden)
+        let input = UnsafeMutablePointer<Float>.allocate(capacity: tokens * ffn)
+        let outputs = (0..<4).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: tokens * max(ffn, hidden)) }
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: vocabulary)
+        defer {
+            input.deallocate()
+            outputs.forEach { $0.deallocate() }
+            logits.deallocate()
+        }
+        for index in 0..<(tokens * ffn) { input[index] = Float((index * 7919) % 2001 - 1000) / 1000 }
+        func step(_ count: Int) {
+            for layer in model {
+                MatMul.computeMany(weights: layer.qkv, input: input, tokens: count, outputs: Array(outputs[0..<3]), context: context)
+                MatMul.compute(weight: layer.o, input: input, tokens: count, output: outputs[3], context: context)
+                MatMul.computeMany(weights: layer.gateUp, input: input, tokens: count, outputs: Array(outputs[0..<2]), context: context)
+                MatMul.compute(weight: layer.down, input: input, tokens: count, output: outputs[3], context: context)
+            }
+        }
+        let decode = bestTime(seconds: seconds) {
+            step(1)
+            MatMul.compute(weight: head, input: input, tokens: 1, output: logits, context: context)
+        }
+        let prefill = bestTime(seconds: seconds) { step(tokens) }
+        return (decode, prefill)
     }
 
     /// Prefill GEMM GFLOP/s of `tokens` tokens on an `[out, inputs]` weight.
