@@ -15,7 +15,7 @@
 
 ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_NAME(attention)(
     const float *q, const float *const *key_blocks, const float *const *value_blocks, int64_t first_position,
-    int64_t end_position, const energon_attention_shape *shape, float *output, float *scratch) {
+    int64_t end_position, const energon_attention_shape *shape, float *output, float *scratch, int normalize) {
     const int64_t dimension = shape->head_dimension;
     const int64_t heads = shape->group_heads;
     const int64_t block_size = shape->block_size;
@@ -86,6 +86,8 @@ ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_NAME(attention)(
             h += rows;
         }
     }
+    // A partial call (split-K) leaves the output unnormalised; its state stays in maxima/sums.
+    if (!normalize) return;
     for (int64_t h = 0; h < heads; h++) {
         if (sums[h] > 0.0f) ENERGON_ATTENTION_NAME(scale)(output + h * dimension, 1.0f / sums[h], dimension);
     }

@@ -78,6 +78,20 @@ void energon_attention_f32(const float *q, const float *const *key_blocks, const
                            int64_t first_position, int64_t end_position, const energon_attention_shape *shape,
                            float *output, float *scratch, energon_isa isa);
 
+/// Like `energon_attention_f32` over part of the key range (split-K): leaves each head's output
+/// unnormalised and reports its running maximum and softmax denominator (`group_heads` floats
+/// each), so that parts computed on different threads can be merged exactly.
+void energon_attention_partial_f32(const float *q, const float *const *key_blocks, const float *const *value_blocks,
+                                   int64_t first_position, int64_t end_position,
+                                   const energon_attention_shape *shape, float *output, float *maxima, float *sums,
+                                   float *scratch, energon_isa isa);
+
+/// Merges `parts` partial results of `energon_attention_partial_f32` for the same queries:
+/// partial_outputs is [parts, heads, head_dimension], maxima and sums are [parts, heads]; writes
+/// the normalised [heads, head_dimension] output.
+void energon_attention_merge_f32(const float *partial_outputs, const float *maxima, const float *sums,
+                                 int32_t parts, int32_t heads, int32_t head_dimension, float *output);
+
 #ifdef __cplusplus
 }
 #endif
