@@ -48,6 +48,7 @@ let package = Package(
         .testTarget(name: "EnergonCheckpointTests", dependencies: ["EnergonCheckpoint", "EnergonTestSupport"]),
         .testTarget(name: "EnergonTokenizersTests", dependencies: ["EnergonTokenizers", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "EnergonModelsTests", dependencies: ["EnergonModels", "EnergonEngine", "EnergonTestSupport"]),
+        .testTarget(name: "EnergonModelsTests", dependencies: ["EnergonModels", "EnergonEngine", "EnergonTestSupport"],
+                    resources: [.copy("Fixtures")]),
     ]
 )

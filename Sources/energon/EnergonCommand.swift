@@ -1,12 +1,33 @@
 import ArgumentParser
 import EnergonCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @main
 struct Energon: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "energon",
         abstract: "Energon: inference for large transformer language models on CPUs.",
         version: EnergonInfo.version,
-        subcommands: []
+        subcommands: [GenerateCommand.self, PerplexityCommand.self, BenchCommand.self]
     )
+
+    /// Runs the command line. Usage errors exit with 2, runtime errors (bad files, failed
+    /// computations) with 1; both print one clear message on stderr.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                exit(0)
+            }
+            fputs("error: \(fullMessage(for: error))\n", stderr)
+            exit(code == .validationFailure || error is ValidationError ? 2 : 1)
+        }
+    }
 }
