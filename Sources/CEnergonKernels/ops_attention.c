@@ -1,0 +1,287 @@
+// Scaled dot-product attention over a paged KV cache, one (query token, KV head) per call; the
+// Swift side spreads calls over threads. The loop itself is ops_attention_body.h, instantiated
+// here for each ISA level on top of that level's small vector helpers.
+#include "energon_ops.h"
+#include "ops_math.h"
+
+size_t energon_attention_scratch_floats(int32_t group_heads) {
+    return (size_t)group_heads * (ENERGON_ATTENTION_CHUNK + 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Portable helpers.
+
+static float dot_portable(const float *a, const float *b, int64_t count) {
+    return energon_dot_f32(a, b, (size_t)count, ENERGON_ISA_PORTABLE);
+}
+static void axpy_portable(float *y, float a, const float *x, int64_t count) {
+    for (int64_t i = 0; i < count; i++) y[i] += a * x[i];
+}
+static void scale_portable(float *y, float a, int64_t count) {
+    for (int64_t i = 0; i < count; i++) y[i] *= a;
+}
+static float row_max_portable(const float *x, int64_t count) {
+    float maximum = -INFINITY;
+    for (int64_t i = 0; i < count; i++) maximum = x[i] > maximum ? x[i] : maximum;
+    return maximum;
+}
+static float exp_sum_portable(float *x, int64_t count, float shift) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < count; i++) {
+        x[i] = energon_exp_scalar(x[i] - shift);
+        sum += x[i];
+    }
+    return sum;
+}
+static void softcap_portable(float *x, int64_t count, float cap) {
+    for (int64_t i = 0; i < count; i++) x[i] = cap * energon_tanh_scalar(x[i] / cap);
+}
+static void scores_portable(const float *q, const float *const *keys, int64_t count, int64_t dimension, float scale,
+                            float *out) {
+    for (int64_t j = 0; j < count; j++) out[j] = dot_portable(q, keys[j], dimension) * scale;
+}
+static void accumulate_portable(float *out, const float *weights, const float *const *values, int64_t count,
+                                int64_t dimension) {
+    for (int64_t j = 0; j < count; j++) axpy_portable(out, weights[j], values[j], dimension);
+}
+
+#define ENERGON_ATTENTION_TARGET
+#define ENERGON_ATTENTION_NAME(name) name##_portable
+#include "ops_attention_body.h"
+#undef ENERGON_ATTENTION_TARGET
+#undef ENERGON_ATTENTION_NAME
+
+#if defined(__x86_64__)
+// ---------------------------------------------------------------------------------------------
+// AVX-512 helpers.
+
+ENERGON_AVX512 static inline float dot_avx512(const float *a, const float *b, int64_t count) {
+    __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        sum0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), sum0);
+        sum1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), sum1);
+    }
+    for (; i < count; i += 16) {
+        __mmask16 mask = energon_tail_mask16((size_t)(count - i));
+        sum0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i), _mm512_maskz_loadu_ps(mask, b + i), sum0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(sum0, sum1));
+}
+ENERGON_AVX512 static inline void scale_avx512(float *y, float a, int64_t count) {
+    __m512 factor = _mm512_set1_ps(a);
+    for (int64_t i = 0; i < count; i += 16) {
+        __mmask16 mask = energon_tail_mask16((size_t)(count - i));
+        _mm512_mask_storeu_ps(y + i, mask, _mm512_mul_ps(factor, _mm512_maskz_loadu_ps(mask, y + i)));
+    }
+}
+ENERGON_AVX512 static inline float row_max_avx512(const float *x, int64_t count) {
+    __m512 maximum = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < count; i += 16) {
+        __mmask16 mask = energon_tail_mask16((size_t)(count - i));
+        maximum = _mm512_mask_max_ps(maximum, mask, maximum, _mm512_maskz_loadu_ps(mask, x + i));
+    }
+    return _mm512_reduce_max_ps(maximum);
+}
+ENERGON_AVX512 static inline float exp_sum_avx512(float *x, int64_t count, float shift) {
+    __m512 sum = _mm512_setzero_ps(), offset = _mm512_set1_ps(shift);
+    for (int64_t i = 0; i < count; i += 16) {
+        __mmask16 mask = energon_tail_mask16((size_t)(count - i));
+        __m512 e = energon_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + i), offset));
+        e = _mm512_maskz_mov_ps(mask, e);
+        sum = _mm512_add_ps(sum, e);
+        _mm512_mask_storeu_ps(x + i, mask, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+ENERGON_AVX512 static inline void softcap_avx512(float *x, int64_t count, float cap) {
+    __m512 c = _mm512_set1_ps(cap), inverse = _mm512_set1_ps(1.0f / cap);
+    for (int64_t i = 0; i < count; i += 16) {
+        __mmask16 mask = energon_tail_mask16((size_t)(count - i));
+        __m512 t = energon_tanh512(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + i), inverse));
+        _mm512_mask_storeu_ps(x + i, mask, _mm512_mul_ps(c, t));
+    }
+}
+
+// Sixteen dot products at once: lane k of the result is the sum of the 16 lanes of acc[k]. A
+// shuffle-and-add tree does it in 15 adds, instead of a full horizontal reduction per key.
+ENERGON_AVX512 static inline __m512 transpose_sum16(const __m512 acc[16]) {
+    __m512 pairs[8], quads[4];
+    for (int i = 0; i < 8; i++)   // lanes: [a0+a2, b0+b2, a1+a3, b1+b3] per 128-bit lane
+        pairs[i] = _mm512_add_ps(_mm512_unpacklo_ps(acc[2 * i], acc[2 * i + 1]),
+                                 _mm512_unpackhi_ps(acc[2 * i], acc[2 * i + 1]));
+    for (int i = 0; i < 4; i++) {  // per 128-bit lane: partial sums of four keys, in order
+        __m512d low = _mm512_unpacklo_pd(_mm512_castps_pd(pairs[2 * i]), _mm512_castps_pd(pairs[2 * i + 1]));
+        __m512d high = _mm512_unpackhi_pd(_mm512_castps_pd(pairs[2 * i]), _mm512_castps_pd(pairs[2 * i + 1]));
+        quads[i] = _mm512_add_ps(_mm512_castpd_ps(low), _mm512_castpd_ps(high));
+    }
+    // Fold the four 128-bit lanes: twice "pair up lanes (0,2) and (1,3) of two vectors and add".
+    __m512 first = _mm512_add_ps(_mm512_shuffle_f32x4(quads[0], quads[1], 0x88),
+                                 _mm512_shuffle_f32x4(quads[0], quads[1], 0xDD));
+    __m512 second = _mm512_add_ps(_mm512_shuffle_f32x4(quads[2], quads[3], 0x88),
+                                  _mm512_shuffle_f32x4(quads[2], quads[3], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(first, second, 0x88), _mm512_shuffle_f32x4(first, second, 0xDD));
+}
+
+ENERGON_AVX512 static inline void scores_avx512(const float *q, const float *const *keys, int64_t count,
+                                                int64_t dimension, float scale, float *out) {
+    int64_t j = 0;
+    __m512 factor = _mm512_set1_ps(scale);
+    if ((dimension & 15) == 0) {
+        // Whole vectors (head sizes 64, 128, 256...): plain loads, no mask bookkeeping.
+        for (; j + 16 <= count; j += 16) {
+            __m512 acc[16];
+            for (int k = 0; k < 16; k++) acc[k] = _mm512_setzero_ps();
+            for (int64_t d = 0; d < dimension; d += 16) {
+                __m512 query = _mm512_loadu_ps(q + d);
+                for (int k = 0; k < 16; k++) acc[k] = _mm512_fmadd_ps(query, _mm512_loadu_ps(keys[j + k] + d), acc[k]);
+            }
+            _mm512_storeu_ps(out + j, _mm512_mul_ps(transpose_sum16(acc), factor));
+        }
+    }
+    for (; j + 16 <= count; j += 16) {
+        __m512 acc[16];
+        for (int k = 0; k < 16; k++) acc[k] = _mm512_setzero_ps();
+        for (int64_t d = 0; d < dimension; d += 16) {
+            __mmask16 mask = energon_tail_mask16((size_t)(dimension - d));
+            __m512 query = _mm512_maskz_loadu_ps(mask, q + d);
+            for (int k = 0; k < 16; k++)
+                acc[k] = _mm512_fmadd_ps(query, _mm512_maskz_loadu_ps(mask, keys[j + k] + d), acc[k]);
+        }
+        _mm512_storeu_ps(out + j, _mm512_mul_ps(transpose_sum16(acc), factor));
+    }
+    for (; j < count; j++) out[j] = dot_avx512(q, keys[j], dimension) * scale;
+}
+
+// out += sum_j weights[j] * values[j], 64 columns at a time in registers, so each output element
+// is loaded and stored once per chunk instead of once per key.
+ENERGON_AVX512 static inline void accumulate_avx512(float *out, const float *weights, const float *const *values,
+                                                    int64_t count, int64_t dimension) {
+    int64_t d = 0;
+    for (; d + 64 <= dimension; d += 64) {
+        __m512 acc[4];
+        for (int part = 0; part < 4; part++) acc[part] = _mm512_loadu_ps(out + d + 16 * part);
+        for (int64_t j = 0; j < count; j++) {
+            __m512 weight = _mm512_set1_ps(weights[j]);
+            const float *value = values[j] + d;
+            for (int part = 0; part < 4; part++)
+                acc[part] = _mm512_fmadd_ps(weight, _mm512_loadu_ps(value + 16 * part), acc[part]);
+        }
+        for (int part = 0; part < 4; part++) _mm512_storeu_ps(out + d + 16 * part, acc[part]);
+    }
+    for (; d < dimension; d += 64) {
+        __mmask16 mask[4];
+        __m512 acc[4];
+        for (int part = 0; part < 4; part++) {
+            int64_t start = d + 16 * part;
+            mask[part] = start < dimension ? energon_tail_mask16((size_t)(dimension - start)) : 0;
+            acc[part] = _mm512_maskz_loadu_ps(mask[part], out + start);
+        }
+        for (int64_t j = 0; j < count; j++) {
+            __m512 weight = _mm512_set1_ps(weights[j]);
+            const float *value = values[j] + d;
+            for (int part = 0; part < 4; part++)
+                acc[part] = _mm512_fmadd_ps(weight, _mm512_maskz_loadu_ps(mask[part], value + 16 * part), acc[part]);
+        }
+        for (int part = 0; part < 4; part++) _mm512_mask_storeu_ps(out + d + 16 * part, mask[part], acc[part]);
+    }
+}
+
+#define ENERGON_ATTENTION_TARGET ENERGON_AVX512
+#define ENERGON_ATTENTION_NAME(name) name##_avx512
+#include "ops_attention_body.h"
+#undef ENERGON_ATTENTION_TARGET
+#undef ENERGON_ATTENTION_NAME
+
+// ---------------------------------------------------------------------------------------------
+// AVX2 helpers.
+
+ENERGON_AVX2 static inline float dot_avx2(const float *a, const float *b, int64_t count) {
+    __m256 sum0 = _mm256_setzero_ps(), sum1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        sum0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), sum0);
+        sum1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), sum1);
+    }
+    for (; i < count; i += 8) {
+        __m256i mask = energon_tail_mask8((size_t)(count - i));
+        sum0 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, mask), _mm256_maskload_ps(b + i, mask), sum0);
+    }
+    return energon_hsum256(_mm256_add_ps(sum0, sum1));
+}
+ENERGON_AVX2 static inline void axpy_avx2(float *y, float a, const float *x, int64_t count) {
+    __m256 factor = _mm256_set1_ps(a);
+    for (int64_t i = 0; i < count; i += 8) {
+        __m256i mask = energon_tail_mask8((size_t)(count - i));
+        __m256 result = _mm256_fmadd_ps(factor, _mm256_maskload_ps(x + i, mask), _mm256_maskload_ps(y + i, mask));
+        _mm256_maskstore_ps(y + i, mask, result);
+    }
+}
+ENERGON_AVX2 static inline void scale_avx2(float *y, float a, int64_t count) {
+    __m256 factor = _mm256_set1_ps(a);
+    for (int64_t i = 0; i < count; i += 8) {
+        __m256i mask = energon_tail_mask8((size_t)(count - i));
+        _mm256_maskstore_ps(y + i, mask, _mm256_mul_ps(factor, _mm256_maskload_ps(y + i, mask)));
+    }
+}
+ENERGON_AVX2 static inline float row_max_avx2(const float *x, int64_t count) {
+    __m256 maximum = _mm256_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < count; i += 8) {
+        __m256i mask = energon_tail_mask8((size_t)(count - i));
+        __m256 values = _mm256_blendv_ps(maximum, _mm256_maskload_ps(x + i, mask), _mm256_castsi256_ps(mask));
+        maximum = _mm256_max_ps(maximum, values);
+    }
+    return energon_hmax256(maximum);
+}
+ENERGON_AVX2 static inline float exp_sum_avx2(float *x, int64_t count, float shift) {
+    __m256 sum = _mm256_setzero_ps(), offset = _mm256_set1_ps(shift);
+    for (int64_t i = 0; i < count; i += 8) {
+        __m256i mask = energon_tail_mask8((size_t)(count - i));
+        __m256 e = energon_exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, mask), offset));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
+        sum = _mm256_add_ps(sum, e);
+        _mm256_maskstore_ps(x + i, mask, e);
+    }
+    return energon_hsum256(sum);
+}
+ENERGON_AVX2 static inline void softcap_avx2(float *x, int64_t count, float cap) {
+    __m256 c = _mm256_set1_ps(cap), inverse = _mm256_set1_ps(1.0f / cap);
+    for (int64_t i = 0; i < count; i += 8) {
+        __m256i mask = energon_tail_mask8((size_t)(count - i));
+        __m256 t = energon_tanh256(_mm256_mul_ps(_mm256_maskload_ps(x + i, mask), inverse));
+        _mm256_maskstore_ps(x + i, mask, _mm256_mul_ps(c, t));
+    }
+}
+
+ENERGON_AVX2 static inline void scores_avx2(const float *q, const float *const *keys, int64_t count,
+                                            int64_t dimension, float scale, float *out) {
+    for (int64_t j = 0; j < count; j++) out[j] = dot_avx2(q, keys[j], dimension) * scale;
+}
+ENERGON_AVX2 static inline void accumulate_avx2(float *out, const float *weights, const float *const *values,
+                                                int64_t count, int64_t dimension) {
+    for (int64_t j = 0; j < count; j++) axpy_avx2(out, weights[j], values[j], dimension);
+}
+
+#define ENERGON_ATTENTION_TARGET ENERGON_AVX2
+#define ENERGON_ATTENTION_NAME(name) name##_avx2
+#include "ops_attention_body.h"
+#undef ENERGON_ATTENTION_TARGET
+#undef ENERGON_ATTENTION_NAME
+#endif
+
+void energon_attention_f32(const float *q, const float *const *key_blocks, const float *const *value_blocks,
+                           int64_t first_position, int64_t end_position, const energon_attention_shape *shape,
+                           float *output, float *scratch, energon_isa isa) {
+#if defined(__x86_64__)
+    if (isa >= ENERGON_ISA_AVX512) {
+        attention_avx512(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch);
+        return;
+    }
+    if (isa >= ENERGON_ISA_AVX2) {
+        attention_avx2(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch);
+        return;
+    }
+#endif
+    (void)isa;
+    attention_portable(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch);
+}

@@ -1,0 +1,134 @@
+import CEnergonKernels
+
+/// Shape and options of scaled dot-product attention.
+public struct AttentionConfiguration: Sendable {
+    /// Query heads.
+    public var heads: Int
+    /// Key/value heads; grouped-query attention when fewer than `heads` (`heads % kvHeads == 0`:
+    /// query head `h` reads KV head `h / (heads / kvHeads)`).
+    public var kvHeads: Int
+    /// Values per head.
+    public var headDimension: Int
+    /// Multiplies `q . k`; usually `1 / sqrt(headDimension)`.
+    public var scale: Float
+    /// `nil` for full causal attention; else a query at position `p` sees keys at positions
+    /// `p - slidingWindow + 1 ... p`.
+    public var slidingWindow: Int?
+    /// Gemma 2 soft-capping of scores, `cap * tanh(score / cap)`, applied after `scale`; `nil` = off.
+    public var logitSoftcap: Float?
+
+    /// Creates a configuration.
+    public init(heads: Int, kvHeads: Int, headDimension: Int, scale: Float, slidingWindow: Int? = nil,
+                logitSoftcap: Float? = nil) {
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headDimension = headDimension
+        self.scale = scale
+        self.slidingWindow = slidingWindow
+        self.logitSoftcap = logitSoftcap
+    }
+}
+
+/// One sequence of a ragged batch.
+///
+/// Its queries are rows `queryOffset ..< queryOffset + tokens` of the packed query matrix, at
+/// positions `startPosition ..< startPosition + tokens`. Its keys and values for positions
+/// `0 ..< startPosition + tokens` are already in the cache blocks listed by `keyBlocks` and
+/// `valueBlocks`: block `b` holds positions `b * blockSize ..< (b + 1) * blockSize`, each row
+/// `kvHeads * headDimension` floats. A contiguous cache is one block of `blockSize = capacity`.
+public struct AttentionSequence {
+    /// First row of this sequence in the packed queries (and output).
+    public var queryOffset: Int
+    /// Query rows of this sequence.
+    public var tokens: Int
+    /// Position of the first query row.
+    public var startPosition: Int
+    /// One pointer per key block, in position order.
+    public var keyBlocks: UnsafePointer<UnsafeMutablePointer<Float>>
+    /// One pointer per value block, in position order.
+    public var valueBlocks: UnsafePointer<UnsafeMutablePointer<Float>>
+
+    /// Creates a sequence entry.
+    public init(queryOffset: Int, tokens: Int, startPosition: Int, keyBlocks: UnsafePointer<UnsafeMutablePointer<Float>>,
+                valueBlocks: UnsafePointer<UnsafeMutablePointer<Float>>) {
+        self.queryOffset = queryOffset
+        self.tokens = tokens
+        self.startPosition = startPosition
+        self.keyBlocks = keyBlocks
+        self.valueBlocks = valueBlocks
+    }
+}
+
+/// Causal (optionally sliding-window, optionally soft-capped) attention over a paged KV cache.
+public enum Attention {
+    /// Computes `softmax(scale * q k^T + causal mask) v` for every query row of every sequence.
+    ///
+    /// Work is split over the pool by (query row, KV head): each item handles all query heads of
+    /// one KV group, so a key row is read once per group. Items are dealt round-robin, because in
+    /// a prefill later rows see more keys and contiguous ranges would leave threads idle.
+    /// - Parameters:
+    ///   - queries: `[totalTokens, heads * headDimension]`.
+    ///   - sequences: the ragged batch.
+    ///   - blockSize: positions per cache block.
+    ///   - output: `[totalTokens, heads * headDimension]`; rows not covered by a sequence are untouched.
+    ///   - configuration: heads, scale, window, softcap.
+    ///   - context: ISA level and threads.
+    public static func compute(queries: UnsafePointer<Float>, sequences: [AttentionSequence], blockSize: Int,
+                               output: UnsafeMutablePointer<Float>, configuration: AttentionConfiguration,
+                               context: ComputeContext) {
+        let heads = configuration.heads, kvHeads = configuration.kvHeads
+        let headDimension = configuration.headDimension
+        // invariant: the model validated its configuration when it loaded.
+        precondition(kvHeads > 0 && heads % kvHeads == 0 && headDimension > 0 && blockSize > 0,
+                     "attention needs heads % kvHeads == 0 and positive sizes")
+        let groupHeads = heads / kvHeads
+        let queryWidth = heads * headDimension
+        var firstItem = [Int]()
+        firstItem.reserveCapacity(sequences.count + 1)
+        var items = 0
+        for sequence in sequences {
+            firstItem.append(items)
+            items += sequence.tokens * kvHeads
+        }
+        firstItem.append(items)
+        guard items > 0 else { return }
+        let scratchFloats = energon_attention_scratch_floats(Int32(groupHeads))
+        let isa = context.isa.cValue
+        let window = configuration.slidingWindow
+        let baseShape = energon_attention_shape(
+            head_dimension: Int32(headDimension), group_heads: Int32(groupHeads),
+            row_stride: Int64(kvHeads * headDimension), head_offset: 0, block_size: Int64(blockSize),
+            scale: configuration.scale, softcap: configuration.logitSoftcap ?? 0)
+        let threads = min(context.pool.activeThreadCount, items)
+        firstItem.withUnsafeBufferPointer { firstItem in
+            sequences.withUnsafeBufferPointer { sequences in
+                context.pool.run { threadIndex, _ in
+                    guard threadIndex < threads else { return }
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: scratchFloats) { scratch in
+                        var shape = baseShape
+                        var sequenceIndex = 0
+                        var item = threadIndex
+                        while item < items {
+                            while firstItem[sequenceIndex + 1] <= item { sequenceIndex += 1 }
+                            let sequence = sequences[sequenceIndex]
+                            let local = item - firstItem[sequenceIndex]
+                            let token = local / kvHeads, group = local % kvHeads
+                            let position = sequence.startPosition + token
+                            let first = window.map { max(0, position - $0 + 1) } ?? 0
+                            let row = sequence.queryOffset + token
+                            shape.head_offset = Int64(group * headDimension)
+                            let groupOffset = row * queryWidth + group * groupHeads * headDimension
+                            energon_attention_f32(
+                                queries + groupOffset,
+                                UnsafeRawPointer(sequence.keyBlocks).assumingMemoryBound(to: UnsafePointer<Float>?.self),
+                                UnsafeRawPointer(sequence.valueBlocks).assumingMemoryBound(to: UnsafePointer<Float>?.self),
+                                Int64(first), Int64(position + 1), &shape, output + groupOffset,
+                                scratch.baseAddress, isa)
+                            item += threads
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
