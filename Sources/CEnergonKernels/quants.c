@@ -4,8 +4,6 @@
 // order, no fused multiply-add) so every level returns the same bits as ggml and gguf-py.
 #include "quants_internal.h"
 
-#include <float.h>
-#include <math.h>
 
 // ---- Scalar half / bfloat16 conversions ---------------------------------------------------------
 
@@ -370,7 +368,8 @@ static energon_dequantize_fn decoder(uint32_t type, energon_isa isa) {
 }
 
 /// The encoder of `type` at level `isa` (already clamped to the CPU), or NULL. Only the bulk
-/// F16/BF16 conversions have vector versions; the block encoders run once per weight at most.
+/// F16/BF16 conversions have vector versions; the block encoders run once per weight at most
+/// (activation quantization for matmuls lives with the matmul kernels).
 static energon_quantize_fn encoder(uint32_t type, energon_isa isa) {
 #if defined(__x86_64__)
     if (isa == ENERGON_ISA_AVX512) {
@@ -393,6 +392,11 @@ static energon_quantize_fn encoder(uint32_t type, energon_isa isa) {
     case ENERGON_TYPE_Q5_1: return energon_q_q5_1_portable;
     case ENERGON_TYPE_Q8_0: return energon_q_q8_0_portable;
     case ENERGON_TYPE_Q8_K: return energon_q_q8_K_portable;
+    case ENERGON_TYPE_Q2_K: return energon_q_q2_K_portable;
+    case ENERGON_TYPE_Q3_K: return energon_q_q3_K_portable;
+    case ENERGON_TYPE_Q4_K: return energon_q_q4_K_portable;
+    case ENERGON_TYPE_Q5_K: return energon_q_q5_K_portable;
+    case ENERGON_TYPE_Q6_K: return energon_q_q6_K_portable;
     default: return NULL;
     }
 }
@@ -454,3 +458,8 @@ DEFINE_BEST_ENCODER(q5_0, ENERGON_TYPE_Q5_0)
 DEFINE_BEST_ENCODER(q5_1, ENERGON_TYPE_Q5_1)
 DEFINE_BEST_ENCODER(q8_0, ENERGON_TYPE_Q8_0)
 DEFINE_BEST_ENCODER(q8_K, ENERGON_TYPE_Q8_K)
+DEFINE_BEST_ENCODER(q2_K, ENERGON_TYPE_Q2_K)
+DEFINE_BEST_ENCODER(q3_K, ENERGON_TYPE_Q3_K)
+DEFINE_BEST_ENCODER(q4_K, ENERGON_TYPE_Q4_K)
+DEFINE_BEST_ENCODER(q5_K, ENERGON_TYPE_Q5_K)
+DEFINE_BEST_ENCODER(q6_K, ENERGON_TYPE_Q6_K)

@@ -11,7 +11,8 @@ struct Energon: ParsableCommand {
         commandName: "energon",
         abstract: "Energon: inference for large transformer language models on CPUs.",
         version: EnergonInfo.version,
-        subcommands: [GenerateCommand.self, PerplexityCommand.self, BenchCommand.self, TokenizeCommand.self, BenchKernels.self]
+        subcommands: [GenerateCommand.self, PerplexityCommand.self, BenchCommand.self, InspectCommand.self,
+                      TokenizeCommand.self, BenchKernels.self]
     )
 
     /// Runs the command line. Usage errors exit with 2, runtime errors (bad files, failed

@@ -67,7 +67,7 @@ public final class ParallelLMHead: @unchecked Sendable {
             ? ShardSpec(dimension: 0, rank: parallel.tensorRank, count: parallel.tensorSize) : nil
         weight = try source.tensor("\(name).weight", shape: [vocabularySize, hiddenSize], shard: shard)
         if !MatMul.supports(weight.dtype) {
-            throw ModelError.unsupportedFormat(tensor: source.fullName("\(name).weight"), format: weight.dtype.name)
+            throw ModelError.unsupportedFormat(tensor: source.prefix + "\(name).weight", format: weight.dtype.name)
         }
         self.vocabularySize = vocabularySize
         self.hiddenSize = hiddenSize

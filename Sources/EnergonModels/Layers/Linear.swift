@@ -21,7 +21,7 @@ public final class ColumnParallelLinear: @unchecked Sendable {
             ? ShardSpec(dimension: 0, rank: parallel.tensorRank, count: parallel.tensorSize) : nil
         weight = try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], shard: shard)
         if !MatMul.supports(weight.dtype) {
-            throw ModelError.unsupportedFormat(tensor: source.fullName("\(name).weight"), format: weight.dtype.name)
+            throw ModelError.unsupportedFormat(tensor: source.prefix + "\(name).weight", format: weight.dtype.name)
         }
         bias = hasBias ? try source.tensor("\(name).bias", shape: [outputFeatures], shard: shard).dequantized() : nil
         self.inputFeatures = inputFeatures
@@ -69,7 +69,7 @@ public final class RowParallelLinear: @unchecked Sendable {
             ? ShardSpec(dimension: 1, rank: parallel.tensorRank, count: parallel.tensorSize) : nil
         weight = try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], shard: shard)
         if !MatMul.supports(weight.dtype) {
-            throw ModelError.unsupportedFormat(tensor: source.fullName("\(name).weight"), format: weight.dtype.name)
+            throw ModelError.unsupportedFormat(tensor: source.prefix + "\(name).weight", format: weight.dtype.name)
         }
         bias = hasBias ? try source.tensor("\(name).bias", shape: [outputFeatures]).dequantized() : nil
         inputFeaturesPerRank = inputFeatures / parallel.tensorSize

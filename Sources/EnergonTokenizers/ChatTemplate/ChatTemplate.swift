@@ -9,7 +9,7 @@
 public struct ChatTemplate: Sendable {
     /// The template text as given.
     public let source: String
-    private let nodes: [Node]
+    private let nodes: [TemplateNode]
 
     /// Parses a template.
     /// - Parameter source: the Jinja template text.
@@ -54,7 +54,7 @@ public struct ChatTemplate: Sendable {
     /// - Throws: `ChatTemplateError` as `render(messages:addGenerationPrompt:bosToken:eosToken:extra:)`.
     public func render(context: [String: TemplateValue]) throws(ChatTemplateError) -> String {
         var globals = makeGlobalFunctions()
-        for (key, value) in context { globals[key] = Value(value) }
+        for (key, value) in context { globals[key] = JinjaValue(value) }
         let renderer = TemplateRenderer(globals: globals)
         _ = try renderer.execute(nodes)
         return renderer.output

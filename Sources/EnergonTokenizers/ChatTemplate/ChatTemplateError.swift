@@ -41,11 +41,11 @@ public struct ChatTemplateError: Error, Sendable, Equatable, CustomStringConvert
 }
 
 /// A position in the template source (1-based).
-struct SourceLocation: Sendable, Equatable {
+struct TemplateSourceLocation: Sendable, Equatable {
     var line: Int
     var column: Int
 
-    static let unknown = SourceLocation(line: 0, column: 0)
+    static let unknown = TemplateSourceLocation(line: 0, column: 0)
 
     func syntaxError(_ message: String) -> ChatTemplateError {
         ChatTemplateError(kind: .syntax, message: message, line: line, column: column)

@@ -2,7 +2,7 @@
 // non-ASCII text stays as is), no HTML escaping (unlike Jinja's own tojson), `indent` as spaces or a
 // string with `","` item separators, floats spelled like Python's `repr`.
 
-struct JSONWriter {
+struct TemplateJSONWriter {
     var ensureASCII: Bool
     var indent: String?
     var itemSeparator: String
@@ -10,7 +10,7 @@ struct JSONWriter {
     var sortKeys: Bool
     var output = ""
 
-    mutating func write(_ value: Value, level: Int, _ location: SourceLocation) throws(ChatTemplateError) {
+    mutating func write(_ value: JinjaValue, level: Int, _ location: TemplateSourceLocation) throws(ChatTemplateError) {
         switch value {
         case .none: output += "null"
         case .bool(let flag): output += flag ? "true" : "false"
@@ -36,8 +36,8 @@ struct JSONWriter {
         }
     }
 
-    private mutating func writeContainer(_ entries: [(String?, Value)], open: String, close: String, level: Int,
-                                         _ location: SourceLocation) throws(ChatTemplateError)
+    private mutating func writeContainer(_ entries: [(String?, JinjaValue)], open: String, close: String, level: Int,
+                                         _ location: TemplateSourceLocation) throws(ChatTemplateError)
     {
         guard !entries.isEmpty else {
             output += open + close

@@ -1,4 +1,4 @@
-// Expression evaluation with Python/Jinja semantics: attribute access tries the Python attribute (a method)
+// JinjaExpression evaluation with Python/Jinja semantics: attribute access tries the Python attribute (a method)
 // before the dictionary key, subscription the key before the attribute; a missing key or attribute is
 // Undefined, and using Undefined as a value (attribute of it, arithmetic, ordering, calling) is an error,
 // while printing it gives "" and testing it gives false.
@@ -6,7 +6,7 @@
 import Foundation
 
 extension TemplateRenderer {
-    func evaluate(_ expression: Expression) throws(ChatTemplateError) -> Value {
+    func evaluate(_ expression: JinjaExpression) throws(ChatTemplateError) -> JinjaValue {
         switch expression {
         case .literal(let literal, _):
             switch literal {
@@ -19,15 +19,15 @@ extension TemplateRenderer {
         case .name(let name, _):
             return lookup(name)
         case .list(let items, _):
-            var values: [Value] = []
+            var values: [JinjaValue] = []
             for item in items { values.append(try evaluate(item)) }
             return .array(values)
         case .tuple(let items, _):
-            var values: [Value] = []
+            var values: [JinjaValue] = []
             for item in items { values.append(try evaluate(item)) }
             return .tuple(values)
         case .dictionary(let pairs, let location):
-            var dictionary = Dictionary_()
+            var dictionary = JinjaDictionary()
             for pair in pairs {
                 guard case .string(let key) = try evaluate(pair.key) else {
                     throw location.runtimeError("only string keys are supported in dictionary literals")
@@ -89,7 +89,7 @@ extension TemplateRenderer {
         }
     }
 
-    func attribute(of value: Value, _ name: String, _ location: SourceLocation) throws(ChatTemplateError) -> Value {
+    func attribute(of value: JinjaValue, _ name: String, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> JinjaValue {
         switch value {
         case .undefined(let reason):
             throw location.runtimeError(reason)
@@ -98,14 +98,14 @@ extension TemplateRenderer {
             if let found = dictionary[name] { return found }
             return .undefined("'dict object' has no attribute '\(name)'")
         case .namespace(let namespace):
-            return namespace.attributes[name] ?? .undefined("'Namespace' object has no attribute '\(name)'")
+            return namespace.attributes[name] ?? .undefined("'JinjaNamespace' object has no attribute '\(name)'")
         default:
             if let method = method(of: value, name, location) { return method }
             return .undefined("'\(value.typeName) object' has no attribute '\(name)'")
         }
     }
 
-    func item(of value: Value, _ key: Value, _ location: SourceLocation) throws(ChatTemplateError) -> Value {
+    func item(of value: JinjaValue, _ key: JinjaValue, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> JinjaValue {
         switch value {
         case .undefined(let reason):
             throw location.runtimeError(reason)
@@ -138,10 +138,10 @@ extension TemplateRenderer {
     }
 
     /// Python slicing `value[start:stop:step]` of a list, tuple or string.
-    func slice(_ value: Value, start: Value?, stop: Value?, step: Value?, _ location: SourceLocation)
-        throws(ChatTemplateError) -> Value
+    func slice(_ value: JinjaValue, start: JinjaValue?, stop: JinjaValue?, step: JinjaValue?, _ location: TemplateSourceLocation)
+        throws(ChatTemplateError) -> JinjaValue
     {
-        func bound(_ value: Value?) throws(ChatTemplateError) -> Int? {
+        func bound(_ value: JinjaValue?) throws(ChatTemplateError) -> Int? {
             guard let value, !(value.isUndefined) else { return nil }
             if case .none = value { return nil }
             guard let number = value.integerValue else {
@@ -181,8 +181,8 @@ extension TemplateRenderer {
         }
     }
 
-    func arithmetic(_ operation: BinaryOperator, _ left: Value, _ right: Value, _ location: SourceLocation)
-        throws(ChatTemplateError) -> Value
+    func arithmetic(_ operation: JinjaBinaryOperator, _ left: JinjaValue, _ right: JinjaValue, _ location: TemplateSourceLocation)
+        throws(ChatTemplateError) -> JinjaValue
     {
         if case .undefined(let reason) = left { throw location.runtimeError(reason) }
         if case .undefined(let reason) = right { throw location.runtimeError(reason) }
@@ -243,7 +243,7 @@ extension TemplateRenderer {
             return .string(String(repeating: text, count: max(count, 0)))
         case (.multiply, .array(let items), _), (.multiply, _, .array(let items)):
             guard let count = (left.integerValue ?? right.integerValue) else { throw typeError }
-            return .array(Array([[Value]](repeating: items, count: max(count, 0)).joined()))
+            return .array(Array([[JinjaValue]](repeating: items, count: max(count, 0)).joined()))
         case (.modulo, .string(let format), _):
             return .string(try percentFormat(format, right, location))
         default:
@@ -254,7 +254,7 @@ extension TemplateRenderer {
         }
     }
 
-    func compare(_ operation: CompareOperator, _ left: Value, _ right: Value, _ location: SourceLocation)
+    func compare(_ operation: JinjaCompareOperator, _ left: JinjaValue, _ right: JinjaValue, _ location: TemplateSourceLocation)
         throws(ChatTemplateError) -> Bool
     {
         switch operation {
@@ -274,7 +274,7 @@ extension TemplateRenderer {
     }
 
     /// -1, 0 or 1 as Python orders numbers, strings (by code point) and sequences.
-    func ordering(_ left: Value, _ right: Value, _ symbol: String, _ location: SourceLocation)
+    func ordering(_ left: JinjaValue, _ right: JinjaValue, _ symbol: String, _ location: TemplateSourceLocation)
         throws(ChatTemplateError) -> Int
     {
         if case .undefined(let reason) = left { throw location.runtimeError(reason) }
@@ -295,7 +295,7 @@ extension TemplateRenderer {
     }
 
     /// Python `needle in container`.
-    func contains(_ container: Value, _ needle: Value, _ location: SourceLocation) throws(ChatTemplateError) -> Bool {
+    func contains(_ container: JinjaValue, _ needle: JinjaValue, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> Bool {
         switch container {
         case .undefined: return false
         case .string(let text):
@@ -316,8 +316,8 @@ extension TemplateRenderer {
     }
 
     /// Python's printf-style `format % values` for `%s`, `%d`, `%i`, `%r`, `%f` and `%%`.
-    func percentFormat(_ format: String, _ values: Value, _ location: SourceLocation) throws(ChatTemplateError) -> String {
-        var arguments: [Value]
+    func percentFormat(_ format: String, _ values: JinjaValue, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> String {
+        var arguments: [JinjaValue]
         if case .tuple(let items) = values { arguments = items } else { arguments = [values] }
         var result = ""
         var iterator = format.makeIterator()

@@ -5,7 +5,7 @@
 import Foundation
 
 extension TemplateRenderer {
-    func applyFilter(_ name: String, _ value: Value, _ arguments: Arguments) throws(ChatTemplateError) -> Value {
+    func applyFilter(_ name: String, _ value: JinjaValue, _ arguments: JinjaArguments) throws(ChatTemplateError) -> JinjaValue {
         let location = arguments.location
         func text() -> String { value.string }
         switch name {
@@ -38,7 +38,7 @@ extension TemplateRenderer {
             let separator = arguments.value(0, "d")?.string ?? ""
             var items = try iterate(value, location)
             if let attribute = arguments.value(1, "attribute") {
-                var mapped: [Value] = []
+                var mapped: [JinjaValue] = []
                 for item in items { mapped.append(try lookupPath(item, attribute, location)) }
                 items = mapped
             }
@@ -73,7 +73,7 @@ extension TemplateRenderer {
             switch value {
             case .int, .bool, .double: return .double(value.numericValue ?? 0)
             case .string(let string):
-                return Double(pythonStrip(string, nil, leading: true, trailing: true)).map(Value.double) ?? fallback
+                return Double(pythonStrip(string, nil, leading: true, trailing: true)).map(JinjaValue.double) ?? fallback
             default: return fallback
             }
         case "abs":
@@ -114,7 +114,7 @@ extension TemplateRenderer {
                 keySeparator = pair[1].string
             }
             let sortKeys = arguments.value(3, "sort_keys")?.isTruthy ?? false
-            var writer = JSONWriter(ensureASCII: ensureASCII, indent: indent, itemSeparator: itemSeparator,
+            var writer = TemplateJSONWriter(ensureASCII: ensureASCII, indent: indent, itemSeparator: itemSeparator,
                                     keySeparator: keySeparator, sortKeys: sortKeys)
             try writer.write(value, level: 0, location)
             return .string(writer.output)
@@ -131,7 +131,7 @@ extension TemplateRenderer {
             let caseSensitive = arguments.value(0, "case_sensitive")?.isTruthy ?? false
             let byValue = arguments.value(1, "by")?.string == "value"
             let reverse = arguments.value(2, "reverse")?.isTruthy ?? false
-            let pairs = dictionary.pairs.map { Value.tuple([.string($0.key), $0.value]) }
+            let pairs = dictionary.pairs.map { JinjaValue.tuple([.string($0.key), $0.value]) }
             return .array(try stableSort(pairs, reverse: reverse, location) { pair throws(ChatTemplateError) in
                 guard case .tuple(let items) = pair else { return pair }
                 return caseInsensitiveKey(items[byValue ? 1 : 0], caseSensitive)
@@ -147,8 +147,8 @@ extension TemplateRenderer {
         case "unique":
             let caseSensitive = arguments.value(0, "case_sensitive")?.isTruthy ?? false
             let attribute = arguments.value(1, "attribute")
-            var seen: [Value] = []
-            var result: [Value] = []
+            var seen: [JinjaValue] = []
+            var result: [JinjaValue] = []
             for item in try iterate(value, location) {
                 let key = caseInsensitiveKey(try attribute.map { path throws(ChatTemplateError) in try lookupPath(item, path, location) } ?? item,
                                              caseSensitive)
@@ -212,21 +212,21 @@ extension TemplateRenderer {
     }
 
     /// `attribute='a.b'` or an integer index, as Jinja's `make_attrgetter`.
-    func lookupPath(_ item: Value, _ path: Value, _ location: SourceLocation) throws(ChatTemplateError) -> Value {
+    func lookupPath(_ item: JinjaValue, _ path: JinjaValue, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> JinjaValue {
         if let index = path.integerValue { return try self.item(of: item, .int(index), location) }
         var current = item
         for part in path.string.split(separator: ".") {
             let key = String(part)
-            current = try self.item(of: current, Int(key).map(Value.int) ?? .string(key), location)
+            current = try self.item(of: current, Int(key).map(JinjaValue.int) ?? .string(key), location)
         }
         return current
     }
 
-    private func mapOrSelect(_ name: String, _ items: [Value], _ arguments: Arguments) throws(ChatTemplateError) -> [Value] {
+    private func mapOrSelect(_ name: String, _ items: [JinjaValue], _ arguments: JinjaArguments) throws(ChatTemplateError) -> [JinjaValue] {
         let location = arguments.location
         if name == "map" {
             if let attribute = arguments.keywordValue("attribute") {
-                var result: [Value] = []
+                var result: [JinjaValue] = []
                 for item in items {
                     var mapped = try lookupPath(item, attribute, location)
                     if mapped.isUndefined, let fallback = arguments.keywordValue("default") { mapped = fallback }
@@ -237,23 +237,23 @@ extension TemplateRenderer {
             guard let filterName = arguments.positional.first?.string else {
                 throw location.runtimeError("map requires a filter name or attribute=")
             }
-            let rest = Arguments(positional: Array(arguments.positional.dropFirst()), keyword: arguments.keyword,
+            let rest = JinjaArguments(positional: Array(arguments.positional.dropFirst()), keyword: arguments.keyword,
                                  location: location)
-            var result: [Value] = []
+            var result: [JinjaValue] = []
             for item in items { result.append(try applyFilter(filterName, item, rest)) }
             return result
         }
         let usesAttribute = name.hasSuffix("attr")
         let keep = name.hasPrefix("select")
         var positional = arguments.positional
-        var attribute: Value? = nil
+        var attribute: JinjaValue? = nil
         if usesAttribute {
             guard !positional.isEmpty else { throw location.runtimeError("\(name) requires an attribute name") }
             attribute = positional.removeFirst()
         }
         let testName = positional.isEmpty ? nil : positional.removeFirst().string
-        let testArguments = Arguments(positional: positional, keyword: [], location: location)
-        var result: [Value] = []
+        let testArguments = JinjaArguments(positional: positional, keyword: [], location: location)
+        var result: [JinjaValue] = []
         for item in items {
             let subject = try attribute.map { path throws(ChatTemplateError) in try lookupPath(item, path, location) } ?? item
             let passes = try testName.map { test throws(ChatTemplateError) in try applyTest(test, subject, testArguments) } ?? subject.isTruthy
@@ -262,13 +262,13 @@ extension TemplateRenderer {
         return result
     }
 
-    private func stableSort(_ items: [Value], reverse: Bool, _ location: SourceLocation,
-                            key: (Value) throws(ChatTemplateError) -> Value) throws(ChatTemplateError) -> [Value]
+    private func stableSort(_ items: [JinjaValue], reverse: Bool, _ location: TemplateSourceLocation,
+                            key: (JinjaValue) throws(ChatTemplateError) -> JinjaValue) throws(ChatTemplateError) -> [JinjaValue]
     {
-        var keyed: [(key: Value, index: Int)] = []
+        var keyed: [(key: JinjaValue, index: Int)] = []
         for (index, item) in items.enumerated() { keyed.append((try key(item), index)) }
         // Insertion sort keeps equal keys in order (Python's sort is stable) and lets comparison errors throw.
-        var order: [(key: Value, index: Int)] = []
+        var order: [(key: JinjaValue, index: Int)] = []
         for entry in keyed {
             var position = order.count
             while position > 0 {
@@ -281,7 +281,7 @@ extension TemplateRenderer {
     }
 }
 
-private func caseInsensitiveKey(_ value: Value, _ caseSensitive: Bool) -> Value {
+private func caseInsensitiveKey(_ value: JinjaValue, _ caseSensitive: Bool) -> JinjaValue {
     if !caseSensitive, case .string(let text) = value { return .string(text.lowercased()) }
     return value
 }

@@ -7,7 +7,7 @@
 // Like Jinja (keep_trailing_newline=False), one trailing newline of the source is dropped, and `\r\n`
 // and `\r` become `\n`.
 
-enum TokenKind: Equatable, Sendable {
+enum TemplateTokenKind: Equatable, Sendable {
     case text(String)
     case variableBegin
     case variableEnd
@@ -21,9 +21,9 @@ enum TokenKind: Equatable, Sendable {
     case endOfInput
 }
 
-struct Token: Sendable {
-    var kind: TokenKind
-    var location: SourceLocation
+struct TemplateToken: Sendable {
+    var kind: TemplateTokenKind
+    var location: TemplateSourceLocation
 }
 
 /// Python's `str.isspace` for one scalar (whitespace for `strip()`, `split()`, `rstrip()` in the lexer).
@@ -38,7 +38,7 @@ struct TemplateLexer {
     private let source: [Unicode.Scalar]
     private var lineStarts: [Int] = [0]
     private var position = 0
-    private var tokens: [Token] = []
+    private var tokens: [TemplateToken] = []
 
     init(_ text: String) {
         var scalars: [Unicode.Scalar] = []
@@ -62,7 +62,7 @@ struct TemplateLexer {
         for (index, scalar) in scalars.enumerated() where scalar == "\n" { lineStarts.append(index + 1) }
     }
 
-    func location(_ offset: Int) -> SourceLocation {
+    func location(_ offset: Int) -> TemplateSourceLocation {
         // Binary search for the last line start <= offset.
         var low = 0
         var high = lineStarts.count - 1
@@ -70,7 +70,7 @@ struct TemplateLexer {
             let middle = (low + high + 1) / 2
             if lineStarts[middle] <= offset { low = middle } else { high = middle - 1 }
         }
-        return SourceLocation(line: low + 1, column: offset - lineStarts[low] + 1)
+        return TemplateSourceLocation(line: low + 1, column: offset - lineStarts[low] + 1)
     }
 
     private func at(_ offset: Int) -> Unicode.Scalar? {
@@ -92,7 +92,7 @@ struct TemplateLexer {
         return String(result)
     }
 
-    mutating func tokenize() throws(ChatTemplateError) -> [Token] {
+    mutating func tokenize() throws(ChatTemplateError) -> [TemplateToken] {
         var lineStarting = true
         while position < source.count {
             // Find the next tag opener.
@@ -133,21 +133,21 @@ struct TemplateLexer {
                 try lexComment(tagStart)
             case "%":
                 if try lexRawBlock(tagStart) { break }
-                tokens.append(Token(kind: .blockBegin, location: location(tagStart)))
+                tokens.append(TemplateToken(kind: .blockBegin, location: location(tagStart)))
                 try lexTagContents(tagStart, isBlock: true)
             default:
-                tokens.append(Token(kind: .variableBegin, location: location(tagStart)))
+                tokens.append(TemplateToken(kind: .variableBegin, location: location(tagStart)))
                 try lexTagContents(tagStart, isBlock: false)
             }
             lineStarting = position > 0 && source[position - 1] == "\n"
         }
-        tokens.append(Token(kind: .endOfInput, location: location(source.count)))
+        tokens.append(TemplateToken(kind: .endOfInput, location: location(source.count)))
         return tokens
     }
 
     private mutating func emitText(_ start: Int, _ end: Int) {
         guard start < end else { return }
-        tokens.append(Token(kind: .text(string(start, end)), location: location(start)))
+        tokens.append(TemplateToken(kind: .text(string(start, end)), location: location(start)))
     }
 
     /// After a tag end: `-` strips all following whitespace; plain ends of blocks and comments drop one
@@ -231,21 +231,21 @@ struct TemplateLexer {
                 for sign in ["-", "+", ""] where !(sign == "+" && !isBlock) {
                     if matches(sign + close, at: position) {
                         position += sign.unicodeScalars.count + 2
-                        tokens.append(Token(kind: isBlock ? .blockEnd : .variableEnd, location: location(start)))
+                        tokens.append(TemplateToken(kind: isBlock ? .blockEnd : .variableEnd, location: location(start)))
                         applyEndControl(sign.unicodeScalars.first, isVariable: !isBlock)
                         return
                     }
                 }
             }
             if scalar == "'" || scalar == "\"" {
-                tokens.append(Token(kind: .string(try lexString(quote: scalar)), location: location(start)))
+                tokens.append(TemplateToken(kind: .string(try lexString(quote: scalar)), location: location(start)))
             } else if scalar.properties.numericType != nil && ("0"..."9").contains(scalar) {
-                tokens.append(Token(kind: lexNumber(), location: location(start)))
+                tokens.append(TemplateToken(kind: lexNumber(), location: location(start)))
             } else if scalar == "_" || scalar.properties.isAlphabetic {
                 while let next = at(position), next == "_" || next.properties.isAlphabetic || ("0"..."9").contains(next) {
                     position += 1
                 }
-                tokens.append(Token(kind: .name(string(start, position)), location: location(start)))
+                tokens.append(TemplateToken(kind: .name(string(start, position)), location: location(start)))
             } else {
                 let symbol = try lexSymbol()
                 switch symbol {
@@ -258,7 +258,7 @@ struct TemplateLexer {
                     brackets.removeLast()
                 default: break
                 }
-                tokens.append(Token(kind: .symbol(symbol), location: location(start)))
+                tokens.append(TemplateToken(kind: .symbol(symbol), location: location(start)))
             }
         }
     }
@@ -277,7 +277,7 @@ struct TemplateLexer {
         throw location(position).syntaxError("unexpected character `\(scalar)`")
     }
 
-    private mutating func lexNumber() -> TokenKind {
+    private mutating func lexNumber() -> TemplateTokenKind {
         let start = position
         func digits() {
             while let scalar = at(position),

@@ -3,7 +3,7 @@
 // that would mutate a list or dictionary are refused.
 
 extension TemplateRenderer {
-    func method(of value: Value, _ name: String, _ location: SourceLocation) -> Value? {
+    func method(of value: JinjaValue, _ name: String, _ location: TemplateSourceLocation) -> JinjaValue? {
         switch value {
         case .string(let text): return stringMethod(text, name)
         case .dictionary(let dictionary): return dictionaryMethod(dictionary, name)
@@ -12,14 +12,14 @@ extension TemplateRenderer {
         }
     }
 
-    private func bound(_ name: String, _ body: @escaping (Arguments) throws(ChatTemplateError) -> Value) -> Value {
-        .function(Function(name: name, body: body))
+    private func bound(_ name: String, _ body: @escaping (JinjaArguments) throws(ChatTemplateError) -> JinjaValue) -> JinjaValue {
+        .function(JinjaFunction(name: name, body: body))
     }
 
-    private func dictionaryMethod(_ dictionary: Dictionary_, _ name: String) -> Value? {
+    private func dictionaryMethod(_ dictionary: JinjaDictionary, _ name: String) -> JinjaValue? {
         switch name {
         case "items": return bound(name) { _ in .array(dictionary.pairs.map { .tuple([.string($0.key), $0.value]) }) }
-        case "keys": return bound(name) { _ in .array(dictionary.keys.map(Value.string)) }
+        case "keys": return bound(name) { _ in .array(dictionary.keys.map(JinjaValue.string)) }
         case "values": return bound(name) { _ in .array(dictionary.pairs.map(\.value)) }
         case "get":
             return bound(name) { arguments throws(ChatTemplateError) in
@@ -37,7 +37,7 @@ extension TemplateRenderer {
         }
     }
 
-    private func listMethod(_ items: [Value], _ name: String, _ typeName: String) -> Value? {
+    private func listMethod(_ items: [JinjaValue], _ name: String, _ typeName: String) -> JinjaValue? {
         switch name {
         case "index":
             return bound(name) { arguments throws(ChatTemplateError) in
@@ -59,7 +59,7 @@ extension TemplateRenderer {
         }
     }
 
-    private func stringArgument(_ arguments: Arguments, _ position: Int, _ name: String, _ method: String)
+    private func stringArgument(_ arguments: JinjaArguments, _ position: Int, _ name: String, _ method: String)
         throws(ChatTemplateError) -> String?
     {
         guard let value = arguments.value(position, name) else { return nil }
@@ -71,7 +71,7 @@ extension TemplateRenderer {
         }
     }
 
-    private func stringMethod(_ text: String, _ name: String) -> Value? {
+    private func stringMethod(_ text: String, _ name: String) -> JinjaValue? {
         switch name {
         case "strip", "lstrip", "rstrip":
             return bound(name) { [unowned self] arguments throws(ChatTemplateError) in
@@ -84,7 +84,7 @@ extension TemplateRenderer {
         case "capitalize": return bound(name) { _ in .string(pythonCapitalize(text)) }
         case "startswith", "endswith":
             return bound(name) { arguments throws(ChatTemplateError) in
-                let candidates: [Value]
+                let candidates: [JinjaValue]
                 switch arguments.value(0, "prefix") {
                 case .string(let single)?: candidates = [.string(single)]
                 case .tuple(let several)?, .array(let several)?: candidates = several
@@ -109,13 +109,13 @@ extension TemplateRenderer {
                 let separator = try self.stringArgument(arguments, 0, "sep", name)
                 let limit = arguments.value(1, "maxsplit")?.integerValue ?? -1
                 if separator == "" { throw arguments.location.runtimeError("empty separator") }
-                return .array(pythonSplit(text, separator, limit, fromRight: name == "rsplit").map(Value.string))
+                return .array(pythonSplit(text, separator, limit, fromRight: name == "rsplit").map(JinjaValue.string))
             }
         case "splitlines":
             return bound(name) { _ in
                 var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
                 if lines.last == "" { lines.removeLast() }
-                return .array(lines.map(Value.string))
+                return .array(lines.map(JinjaValue.string))
             }
         case "replace":
             return bound(name) { [unowned self] arguments throws(ChatTemplateError) in
@@ -332,7 +332,7 @@ func pythonCapitalize(_ text: String) -> String {
 }
 
 /// Python `str.format` for `{}`, `{0}` and `{name}` fields without format specs.
-func pythonFormat(_ format: String, _ arguments: Arguments) throws(ChatTemplateError) -> String {
+func pythonFormat(_ format: String, _ arguments: JinjaArguments) throws(ChatTemplateError) -> String {
     var result = ""
     var automaticIndex = 0
     let scalars = Array(format.unicodeScalars)
@@ -352,7 +352,7 @@ func pythonFormat(_ format: String, _ arguments: Arguments) throws(ChatTemplateE
             var view = String.UnicodeScalarView()
             view.append(contentsOf: scalars[(index + 1)..<close])
             let field = String(view)
-            let value: Value?
+            let value: JinjaValue?
             if field.isEmpty {
                 value = automaticIndex < arguments.positional.count ? arguments.positional[automaticIndex] : nil
                 automaticIndex += 1

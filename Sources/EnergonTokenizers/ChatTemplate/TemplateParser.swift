@@ -4,17 +4,17 @@
 // So `'a' + x | trim` is `'a' + (x | trim)` and `not x in y` is `not (x in y)`.
 
 struct TemplateParser {
-    private let tokens: [Token]
+    private let tokens: [TemplateToken]
     private var index = 0
 
-    init(tokens: [Token]) {
+    init(tokens: [TemplateToken]) {
         self.tokens = tokens
     }
 
-    private var current: Token { tokens[index] }
-    private var next: Token { tokens[min(index + 1, tokens.count - 1)] }
+    private var current: TemplateToken { tokens[index] }
+    private var next: TemplateToken { tokens[min(index + 1, tokens.count - 1)] }
 
-    private mutating func advance() -> Token {
+    private mutating func advance() -> TemplateToken {
         let token = tokens[index]
         if index < tokens.count - 1 { index += 1 }
         return token
@@ -30,7 +30,7 @@ struct TemplateParser {
         return false
     }
 
-    private func describe(_ kind: TokenKind) -> String {
+    private func describe(_ kind: TemplateTokenKind) -> String {
         switch kind {
         case .text: return "template text"
         case .variableBegin: return "`{{`"
@@ -77,7 +77,7 @@ struct TemplateParser {
 
     // MARK: Statements
 
-    mutating func parseTemplate() throws(ChatTemplateError) -> [Node] {
+    mutating func parseTemplate() throws(ChatTemplateError) -> [TemplateNode] {
         let (nodes, end) = try parseBody(until: [])
         if let end {
             throw end.location.syntaxError("unexpected `{% \(end.name) %}`")
@@ -88,9 +88,9 @@ struct TemplateParser {
     /// Parses nodes until `{% name %}` with a name in `endNames` (consumed up to and including the name)
     /// or the end of input (only allowed when `endNames` is empty).
     private mutating func parseBody(until endNames: Set<String>) throws(ChatTemplateError)
-        -> ([Node], (name: String, location: SourceLocation)?)
+        -> ([TemplateNode], (name: String, location: TemplateSourceLocation)?)
     {
-        var nodes: [Node] = []
+        var nodes: [TemplateNode] = []
         while true {
             let token = current
             switch token.kind {
@@ -127,7 +127,7 @@ struct TemplateParser {
         }
     }
 
-    private mutating func parseStatement(_ name: String, _ location: SourceLocation) throws(ChatTemplateError) -> Node {
+    private mutating func parseStatement(_ name: String, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> TemplateNode {
         switch name {
         case "for": return try parseFor(location)
         case "if": return try parseIf()
@@ -141,7 +141,7 @@ struct TemplateParser {
             try expectBlockEnd()
             return .filterBlock(filters: filters, body: body)
         case "with":
-            var assignments: [(AssignTarget, Expression)] = []
+            var assignments: [(JinjaAssignTarget, JinjaExpression)] = []
             while !isBlockEnd {
                 if !assignments.isEmpty { try expectSymbol(",") }
                 let target = try parseAssignTarget()
@@ -174,11 +174,11 @@ struct TemplateParser {
         return false
     }
 
-    private mutating func parseFor(_ location: SourceLocation) throws(ChatTemplateError) -> Node {
+    private mutating func parseFor(_ location: TemplateSourceLocation) throws(ChatTemplateError) -> TemplateNode {
         let target = try parseAssignTarget()
         try expectKeyword("in")
         let iterable = try parseTuple(withConditional: false, explicitParentheses: false, extraEnds: ["recursive"])
-        var condition: Expression? = nil
+        var condition: JinjaExpression? = nil
         if isName("if") {
             _ = advance()
             condition = try parseExpression(withConditional: true)
@@ -189,17 +189,17 @@ struct TemplateParser {
         try expectBlockEnd()
         let (body, end) = try parseBody(until: ["endfor", "else"])
         try expectBlockEnd()
-        var elseBody: [Node] = []
+        var elseBody: [TemplateNode] = []
         if end?.name == "else" {
             (elseBody, _) = try parseBody(until: ["endfor"])
             try expectBlockEnd()
         }
-        return .forLoop(ForLoop(target: target, iterable: iterable, condition: condition, body: body,
+        return .forLoop(JinjaForLoop(target: target, iterable: iterable, condition: condition, body: body,
                                 elseBody: elseBody, location: location))
     }
 
-    private mutating func parseIf() throws(ChatTemplateError) -> Node {
-        var branches: [(condition: Expression, body: [Node])] = []
+    private mutating func parseIf() throws(ChatTemplateError) -> TemplateNode {
+        var branches: [(condition: JinjaExpression, body: [TemplateNode])] = []
         var condition = try parseTuple(withConditional: true, explicitParentheses: false)
         while true {
             try expectBlockEnd()
@@ -220,7 +220,7 @@ struct TemplateParser {
         }
     }
 
-    private mutating func parseSet(_ location: SourceLocation) throws(ChatTemplateError) -> Node {
+    private mutating func parseSet(_ location: TemplateSourceLocation) throws(ChatTemplateError) -> TemplateNode {
         let target = try parseAssignTarget()
         if isSymbol("=") {
             _ = advance()
@@ -235,7 +235,7 @@ struct TemplateParser {
         return .setBlock(target, filters: filters, body: body, location)
     }
 
-    private mutating func parseAssignTarget() throws(ChatTemplateError) -> AssignTarget {
+    private mutating func parseAssignTarget() throws(ChatTemplateError) -> JinjaAssignTarget {
         let parenthesized = isSymbol("(")
         if parenthesized { _ = advance() }
         let first = try expectName()
@@ -259,35 +259,35 @@ struct TemplateParser {
         return isTuple ? .tuple(names) : .name(first)
     }
 
-    private mutating func parseMacroParameters() throws(ChatTemplateError) -> [MacroParameter] {
+    private mutating func parseMacroParameters() throws(ChatTemplateError) -> [JinjaMacroParameter] {
         try expectSymbol("(")
-        var parameters: [MacroParameter] = []
+        var parameters: [JinjaMacroParameter] = []
         while !isSymbol(")") {
             if !parameters.isEmpty { try expectSymbol(",") }
             if isSymbol(")") { break }
             let name = try expectName()
-            var defaultValue: Expression? = nil
+            var defaultValue: JinjaExpression? = nil
             if isSymbol("=") {
                 _ = advance()
                 defaultValue = try parseExpression(withConditional: true)
             }
-            parameters.append(MacroParameter(name: name, defaultValue: defaultValue))
+            parameters.append(JinjaMacroParameter(name: name, defaultValue: defaultValue))
         }
         try expectSymbol(")")
         return parameters
     }
 
-    private mutating func parseMacro(_ location: SourceLocation) throws(ChatTemplateError) -> Node {
+    private mutating func parseMacro(_ location: TemplateSourceLocation) throws(ChatTemplateError) -> TemplateNode {
         let name = try expectName()
         let parameters = try parseMacroParameters()
         try expectBlockEnd()
         let (body, _) = try parseBody(until: ["endmacro"])
         if case .name = current.kind { _ = advance() }  // `{% endmacro name %}`
         try expectBlockEnd()
-        return .macro(MacroDefinition(name: name, parameters: parameters, body: body, location: location))
+        return .macro(JinjaMacroDefinition(name: name, parameters: parameters, body: body, location: location))
     }
 
-    private mutating func parseCallBlock(_ location: SourceLocation) throws(ChatTemplateError) -> Node {
+    private mutating func parseCallBlock(_ location: TemplateSourceLocation) throws(ChatTemplateError) -> TemplateNode {
         let parameters = isSymbol("(") ? try parseMacroParameters() : []
         let call = try parseExpression(withConditional: true)
         guard case .call = call else {
@@ -299,8 +299,8 @@ struct TemplateParser {
         return .callBlock(call: call, callerParameters: parameters, body: body, location)
     }
 
-    private mutating func parseFilterChain(requireFirstPipe: Bool) throws(ChatTemplateError) -> [FilterCall] {
-        var filters: [FilterCall] = []
+    private mutating func parseFilterChain(requireFirstPipe: Bool) throws(ChatTemplateError) -> [JinjaFilterCall] {
+        var filters: [JinjaFilterCall] = []
         var first = true
         while isSymbol("|") || (first && !requireFirstPipe) {
             if isSymbol("|") { _ = advance() }
@@ -308,7 +308,7 @@ struct TemplateParser {
             let location = current.location
             let name = try parseDottedName()
             let arguments = isSymbol("(") ? try parseCallArguments() : []
-            filters.append(FilterCall(name: name, arguments: arguments, location: location))
+            filters.append(JinjaFilterCall(name: name, arguments: arguments, location: location))
         }
         return filters
     }
@@ -326,10 +326,10 @@ struct TemplateParser {
 
     /// Jinja's `parse_tuple`: one expression, or several separated by commas (a tuple).
     private mutating func parseTuple(withConditional: Bool, explicitParentheses: Bool,
-                                     extraEnds: Set<String> = []) throws(ChatTemplateError) -> Expression
+                                     extraEnds: Set<String> = []) throws(ChatTemplateError) -> JinjaExpression
     {
         let location = current.location
-        var items: [Expression] = []
+        var items: [JinjaExpression] = []
         var isTuple = false
         while true {
             if !items.isEmpty { try expectSymbol(",") }
@@ -346,17 +346,17 @@ struct TemplateParser {
         return .tuple(items, location)
     }
 
-    private mutating func parseExpression(withConditional: Bool) throws(ChatTemplateError) -> Expression {
+    private mutating func parseExpression(withConditional: Bool) throws(ChatTemplateError) -> JinjaExpression {
         withConditional ? try parseConditional() : try parseOr()
     }
 
-    private mutating func parseConditional() throws(ChatTemplateError) -> Expression {
+    private mutating func parseConditional() throws(ChatTemplateError) -> JinjaExpression {
         var expression = try parseOr()
         while isName("if") {
             let location = current.location
             _ = advance()
             let condition = try parseOr()
-            var otherwise: Expression? = nil
+            var otherwise: JinjaExpression? = nil
             if isName("else") {
                 _ = advance()
                 otherwise = try parseConditional()
@@ -366,7 +366,7 @@ struct TemplateParser {
         return expression
     }
 
-    private mutating func parseOr() throws(ChatTemplateError) -> Expression {
+    private mutating func parseOr() throws(ChatTemplateError) -> JinjaExpression {
         var left = try parseAnd()
         while isName("or") {
             let location = advance().location
@@ -375,7 +375,7 @@ struct TemplateParser {
         return left
     }
 
-    private mutating func parseAnd() throws(ChatTemplateError) -> Expression {
+    private mutating func parseAnd() throws(ChatTemplateError) -> JinjaExpression {
         var left = try parseNot()
         while isName("and") {
             let location = advance().location
@@ -384,7 +384,7 @@ struct TemplateParser {
         return left
     }
 
-    private mutating func parseNot() throws(ChatTemplateError) -> Expression {
+    private mutating func parseNot() throws(ChatTemplateError) -> JinjaExpression {
         if isName("not") {
             let location = advance().location
             return .unary(.not, try parseNot(), location)
@@ -392,12 +392,12 @@ struct TemplateParser {
         return try parseCompare()
     }
 
-    private mutating func parseCompare() throws(ChatTemplateError) -> Expression {
+    private mutating func parseCompare() throws(ChatTemplateError) -> JinjaExpression {
         let location = current.location
         let left = try parseMath1()
-        var operations: [(CompareOperator, Expression)] = []
+        var operations: [(JinjaCompareOperator, JinjaExpression)] = []
         while true {
-            if case .symbol(let symbol) = current.kind, let operation = CompareOperator(rawValue: symbol) {
+            if case .symbol(let symbol) = current.kind, let operation = JinjaCompareOperator(rawValue: symbol) {
                 _ = advance()
                 operations.append((operation, try parseMath1()))
             } else if isName("in") {
@@ -414,17 +414,17 @@ struct TemplateParser {
         return operations.isEmpty ? left : .compare(left, operations, location)
     }
 
-    private mutating func parseMath1() throws(ChatTemplateError) -> Expression {
+    private mutating func parseMath1() throws(ChatTemplateError) -> JinjaExpression {
         var left = try parseConcat()
         while isSymbol("+") || isSymbol("-") {
             let token = advance()
-            let operation: BinaryOperator = token.kind == .symbol("+") ? .add : .subtract
+            let operation: JinjaBinaryOperator = token.kind == .symbol("+") ? .add : .subtract
             left = .binary(operation, left, try parseConcat(), token.location)
         }
         return left
     }
 
-    private mutating func parseConcat() throws(ChatTemplateError) -> Expression {
+    private mutating func parseConcat() throws(ChatTemplateError) -> JinjaExpression {
         var left = try parseMath2()
         while isSymbol("~") {
             let location = advance().location
@@ -433,11 +433,11 @@ struct TemplateParser {
         return left
     }
 
-    private mutating func parseMath2() throws(ChatTemplateError) -> Expression {
+    private mutating func parseMath2() throws(ChatTemplateError) -> JinjaExpression {
         var left = try parsePower()
         while true {
             guard case .symbol(let symbol) = current.kind,
-                let operation = BinaryOperator(rawValue: symbol),
+                let operation = JinjaBinaryOperator(rawValue: symbol),
                 [.multiply, .divide, .floorDivide, .modulo].contains(operation)
             else { return left }
             let location = advance().location
@@ -445,7 +445,7 @@ struct TemplateParser {
         }
     }
 
-    private mutating func parsePower() throws(ChatTemplateError) -> Expression {
+    private mutating func parsePower() throws(ChatTemplateError) -> JinjaExpression {
         var left = try parseUnary(withFilter: true)
         while isSymbol("**") {
             let location = advance().location
@@ -454,11 +454,11 @@ struct TemplateParser {
         return left
     }
 
-    private mutating func parseUnary(withFilter: Bool) throws(ChatTemplateError) -> Expression {
-        var expression: Expression
+    private mutating func parseUnary(withFilter: Bool) throws(ChatTemplateError) -> JinjaExpression {
+        var expression: JinjaExpression
         if isSymbol("-") || isSymbol("+") {
             let token = advance()
-            let operation: UnaryOperator = token.kind == .symbol("-") ? .negate : .plus
+            let operation: JinjaUnaryOperator = token.kind == .symbol("-") ? .negate : .plus
             expression = .unary(operation, try parseUnary(withFilter: false), token.location)
         } else {
             expression = try parsePrimary()
@@ -468,7 +468,7 @@ struct TemplateParser {
         return expression
     }
 
-    private mutating func parsePrimary() throws(ChatTemplateError) -> Expression {
+    private mutating func parsePrimary() throws(ChatTemplateError) -> JinjaExpression {
         let token = current
         switch token.kind {
         case .name(let name):
@@ -500,7 +500,7 @@ struct TemplateParser {
             return expression
         case .symbol("["):
             _ = advance()
-            var items: [Expression] = []
+            var items: [JinjaExpression] = []
             while !isSymbol("]") {
                 if !items.isEmpty { try expectSymbol(",") }
                 if isSymbol("]") { break }
@@ -510,7 +510,7 @@ struct TemplateParser {
             return .list(items, token.location)
         case .symbol("{"):
             _ = advance()
-            var pairs: [(key: Expression, value: Expression)] = []
+            var pairs: [(key: JinjaExpression, value: JinjaExpression)] = []
             while !isSymbol("}") {
                 if !pairs.isEmpty { try expectSymbol(",") }
                 if isSymbol("}") { break }
@@ -525,7 +525,7 @@ struct TemplateParser {
         }
     }
 
-    private mutating func parsePostfix(_ base: Expression) throws(ChatTemplateError) -> Expression {
+    private mutating func parsePostfix(_ base: JinjaExpression) throws(ChatTemplateError) -> JinjaExpression {
         var expression = base
         while true {
             if isSymbol(".") {
@@ -552,12 +552,12 @@ struct TemplateParser {
         }
     }
 
-    private mutating func parseSubscript(_ base: Expression, _ location: SourceLocation) throws(ChatTemplateError)
-        -> Expression
+    private mutating func parseSubscript(_ base: JinjaExpression, _ location: TemplateSourceLocation) throws(ChatTemplateError)
+        -> JinjaExpression
     {
-        var parts: [Expression?] = []
+        var parts: [JinjaExpression?] = []
         var sawColon = false
-        var currentPart: Expression? = nil
+        var currentPart: JinjaExpression? = nil
         while !isSymbol("]") {
             if isSymbol(":") {
                 _ = advance()
@@ -582,9 +582,9 @@ struct TemplateParser {
                       step: parts.count > 2 ? parts[2] : nil, location)
     }
 
-    private mutating func parseCallArguments() throws(ChatTemplateError) -> [Argument] {
+    private mutating func parseCallArguments() throws(ChatTemplateError) -> [JinjaArgument] {
         try expectSymbol("(")
-        var arguments: [Argument] = []
+        var arguments: [JinjaArgument] = []
         while !isSymbol(")") {
             if !arguments.isEmpty { try expectSymbol(",") }
             if isSymbol(")") { break }
@@ -594,12 +594,12 @@ struct TemplateParser {
             if case .name(let name) = current.kind, case .symbol("=") = next.kind {
                 _ = advance()
                 _ = advance()
-                arguments.append(Argument(name: name, value: try parseExpression(withConditional: true)))
+                arguments.append(JinjaArgument(name: name, value: try parseExpression(withConditional: true)))
             } else {
                 if arguments.contains(where: { $0.name != nil }) {
                     throw current.location.syntaxError("positional argument after keyword argument")
                 }
-                arguments.append(Argument(name: nil, value: try parseExpression(withConditional: true)))
+                arguments.append(JinjaArgument(name: nil, value: try parseExpression(withConditional: true)))
             }
         }
         try expectSymbol(")")
@@ -616,7 +616,7 @@ struct TemplateParser {
         return name
     }
 
-    private mutating func parseFilterAndTests(_ base: Expression) throws(ChatTemplateError) -> Expression {
+    private mutating func parseFilterAndTests(_ base: JinjaExpression) throws(ChatTemplateError) -> JinjaExpression {
         var expression = base
         while true {
             if isSymbol("|") {
@@ -632,12 +632,12 @@ struct TemplateParser {
                     negated = true
                 }
                 let name = try parseDottedName()
-                var arguments: [Argument] = []
+                var arguments: [JinjaArgument] = []
                 if isSymbol("(") {
                     arguments = try parseCallArguments()
                 } else if startsBareTestArgument {
                     let argument = try parsePostfix(try parsePrimary())
-                    arguments = [Argument(name: nil, value: argument)]
+                    arguments = [JinjaArgument(name: nil, value: argument)]
                 }
                 expression = .test(expression, name: name, negated: negated, arguments, location)
             } else if isSymbol("(") {

@@ -3,34 +3,34 @@
 // leaks out, which is why templates use `namespace()`), and a macro sees only the template's top-level
 // scope plus its own parameters.
 
-enum ControlFlow {
+enum JinjaControlFlow {
     case normal
     case breakLoop
     case continueLoop
 }
 
 final class TemplateRenderer {
-    var scopes: [[String: Value]]
+    var scopes: [[String: JinjaValue]]
     var output = ""
 
-    init(globals: [String: Value]) {
+    init(globals: [String: JinjaValue]) {
         scopes = [globals]
     }
 
-    func lookup(_ name: String) -> Value {
+    func lookup(_ name: String) -> JinjaValue {
         for scope in scopes.reversed() {
             if let value = scope[name] { return value }
         }
         return .undefined("'\(name)' is undefined")
     }
 
-    func assign(_ name: String, _ value: Value) {
+    func assign(_ name: String, _ value: JinjaValue) {
         // invariant: there is always at least the global scope
         scopes[scopes.count - 1][name] = value
     }
 
     /// Renders `nodes` into a separate buffer and returns it.
-    func capture(_ nodes: [Node]) throws(ChatTemplateError) -> String {
+    func capture(_ nodes: [TemplateNode]) throws(ChatTemplateError) -> String {
         let saved = output
         output = ""
         defer { output = saved }
@@ -38,7 +38,7 @@ final class TemplateRenderer {
         return output
     }
 
-    func execute(_ nodes: [Node]) throws(ChatTemplateError) -> ControlFlow {
+    func execute(_ nodes: [TemplateNode]) throws(ChatTemplateError) -> JinjaControlFlow {
         for node in nodes {
             switch node {
             case .text(let text):
@@ -60,7 +60,7 @@ final class TemplateRenderer {
             case .set(let target, let expression, let location):
                 try bind(target, try evaluate(expression), location)
             case .setBlock(let target, let filters, let body, let location):
-                var value = Value.string(try capture(body))
+                var value = JinjaValue.string(try capture(body))
                 for filter in filters {
                     value = try applyFilter(filter.name, value, try evaluateArguments(filter.arguments, filter.location))
                 }
@@ -77,7 +77,7 @@ final class TemplateRenderer {
                 evaluated.keyword.append(("caller", .function(makeMacro("caller", callerParameters, body, location))))
                 output += try call(function, evaluated, callLocation).string
             case .filterBlock(let filters, let body):
-                var value = Value.string(try capture(body))
+                var value = JinjaValue.string(try capture(body))
                 for filter in filters {
                     value = try applyFilter(filter.name, value, try evaluateArguments(filter.arguments, filter.location))
                 }
@@ -99,7 +99,7 @@ final class TemplateRenderer {
         return .normal
     }
 
-    func bind(_ target: AssignTarget, _ value: Value, _ location: SourceLocation) throws(ChatTemplateError) {
+    func bind(_ target: JinjaAssignTarget, _ value: JinjaValue, _ location: TemplateSourceLocation) throws(ChatTemplateError) {
         switch target {
         case .name(let name):
             assign(name, value)
@@ -119,20 +119,20 @@ final class TemplateRenderer {
     }
 
     /// The items a `for` loop visits: list and tuple items, dictionary keys, string characters.
-    func iterate(_ value: Value, _ location: SourceLocation) throws(ChatTemplateError) -> [Value] {
+    func iterate(_ value: JinjaValue, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> [JinjaValue] {
         switch value {
         case .undefined: return []
         case .array(let items), .tuple(let items): return items
-        case .dictionary(let dictionary): return dictionary.keys.map(Value.string)
+        case .dictionary(let dictionary): return dictionary.keys.map(JinjaValue.string)
         case .string(let text): return text.unicodeScalars.map { .string(String($0)) }
         default: throw location.runtimeError("'\(value.typeName)' object is not iterable")
         }
     }
 
-    private func executeFor(_ loop: ForLoop) throws(ChatTemplateError) {
+    private func executeFor(_ loop: JinjaForLoop) throws(ChatTemplateError) {
         var items = try iterate(try evaluate(loop.iterable), loop.iterable.location)
         if let condition = loop.condition {
-            var kept: [Value] = []
+            var kept: [JinjaValue] = []
             for item in items {
                 scopes.append([:])
                 defer { scopes.removeLast() }
@@ -147,7 +147,7 @@ final class TemplateRenderer {
         }
         let length = items.count
         for (index, item) in items.enumerated() {
-            var loopObject = Dictionary_()
+            var loopObject = JinjaDictionary()
             loopObject["index"] = .int(index + 1)
             loopObject["index0"] = .int(index)
             loopObject["revindex"] = .int(length - index)
@@ -159,7 +159,7 @@ final class TemplateRenderer {
             loopObject["depth0"] = .int(0)
             loopObject["previtem"] = index > 0 ? items[index - 1] : .undefined("there is no previous item")
             loopObject["nextitem"] = index + 1 < length ? items[index + 1] : .undefined("there is no next item")
-            loopObject["cycle"] = .function(Function(name: "cycle") { arguments throws(ChatTemplateError) in
+            loopObject["cycle"] = .function(JinjaFunction(name: "cycle") { arguments throws(ChatTemplateError) in
                 guard !arguments.positional.isEmpty else {
                     throw arguments.location.runtimeError("no items for cycling given")
                 }
@@ -173,12 +173,12 @@ final class TemplateRenderer {
         }
     }
 
-    func makeMacro(_ name: String, _ parameters: [MacroParameter], _ body: [Node], _ location: SourceLocation)
-        -> Function
+    func makeMacro(_ name: String, _ parameters: [JinjaMacroParameter], _ body: [TemplateNode], _ location: TemplateSourceLocation)
+        -> JinjaFunction
     {
         // Macros see the template's top-level scope (as it is when called) plus their parameters.
-        Function(name: name) { [unowned self] arguments throws(ChatTemplateError) in
-            var frame: [String: Value] = [:]
+        JinjaFunction(name: name) { [unowned self] arguments throws(ChatTemplateError) in
+            var frame: [String: JinjaValue] = [:]
             guard arguments.positional.count <= parameters.count else {
                 throw arguments.location.runtimeError(
                     "macro `\(name)` takes \(parameters.count) arguments, \(arguments.positional.count) given")
@@ -210,7 +210,7 @@ final class TemplateRenderer {
         }
     }
 
-    func call(_ callee: Value, _ arguments: Arguments, _ location: SourceLocation) throws(ChatTemplateError) -> Value {
+    func call(_ callee: JinjaValue, _ arguments: JinjaArguments, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> JinjaValue {
         switch callee {
         case .function(let function): return try function.body(arguments)
         case .undefined(let reason): throw location.runtimeError(reason)
@@ -218,8 +218,8 @@ final class TemplateRenderer {
         }
     }
 
-    func evaluateArguments(_ arguments: [Argument], _ location: SourceLocation) throws(ChatTemplateError) -> Arguments {
-        var result = Arguments(location: location)
+    func evaluateArguments(_ arguments: [JinjaArgument], _ location: TemplateSourceLocation) throws(ChatTemplateError) -> JinjaArguments {
+        var result = JinjaArguments(location: location)
         for argument in arguments {
             let value = try evaluate(argument.value)
             if let name = argument.name { result.keyword.append((name, value)) } else { result.positional.append(value) }

@@ -1,7 +1,7 @@
-// The syntax tree of a parsed template: statements (`Node`) holding expressions (`Expression`).
+// The syntax tree of a parsed template: statements (`TemplateNode`) holding expressions (`JinjaExpression`).
 // Every expression carries its source location so that runtime errors can name line and column.
 
-enum Literal: Sendable {
+enum JinjaLiteral: Sendable {
     case none
     case bool(Bool)
     case int(Int)
@@ -9,44 +9,44 @@ enum Literal: Sendable {
     case string(String)
 }
 
-enum UnaryOperator: Sendable {
+enum JinjaUnaryOperator: Sendable {
     case negate, plus, not
 }
 
-enum BinaryOperator: String, Sendable {
+enum JinjaBinaryOperator: String, Sendable {
     case add = "+", subtract = "-", multiply = "*", divide = "/", floorDivide = "//", modulo = "%"
     case power = "**", concatenate = "~", and, or
 }
 
-enum CompareOperator: String, Sendable {
+enum JinjaCompareOperator: String, Sendable {
     case equal = "==", notEqual = "!=", less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">="
     case contains = "in", notContains = "not in"
 }
 
-struct Argument: Sendable {
+struct JinjaArgument: Sendable {
     /// `nil` for a positional argument.
     var name: String?
-    var value: Expression
+    var value: JinjaExpression
 }
 
-indirect enum Expression: Sendable {
-    case literal(Literal, SourceLocation)
-    case name(String, SourceLocation)
-    case list([Expression], SourceLocation)
-    case tuple([Expression], SourceLocation)
-    case dictionary([(key: Expression, value: Expression)], SourceLocation)
-    case attribute(Expression, String, SourceLocation)
-    case index(Expression, Expression, SourceLocation)
-    case slice(Expression, start: Expression?, stop: Expression?, step: Expression?, SourceLocation)
-    case call(Expression, [Argument], SourceLocation)
-    case filter(Expression, name: String, [Argument], SourceLocation)
-    case test(Expression, name: String, negated: Bool, [Argument], SourceLocation)
-    case unary(UnaryOperator, Expression, SourceLocation)
-    case binary(BinaryOperator, Expression, Expression, SourceLocation)
-    case compare(Expression, [(CompareOperator, Expression)], SourceLocation)
-    case conditional(then: Expression, condition: Expression, otherwise: Expression?, SourceLocation)
+indirect enum JinjaExpression: Sendable {
+    case literal(JinjaLiteral, TemplateSourceLocation)
+    case name(String, TemplateSourceLocation)
+    case list([JinjaExpression], TemplateSourceLocation)
+    case tuple([JinjaExpression], TemplateSourceLocation)
+    case dictionary([(key: JinjaExpression, value: JinjaExpression)], TemplateSourceLocation)
+    case attribute(JinjaExpression, String, TemplateSourceLocation)
+    case index(JinjaExpression, JinjaExpression, TemplateSourceLocation)
+    case slice(JinjaExpression, start: JinjaExpression?, stop: JinjaExpression?, step: JinjaExpression?, TemplateSourceLocation)
+    case call(JinjaExpression, [JinjaArgument], TemplateSourceLocation)
+    case filter(JinjaExpression, name: String, [JinjaArgument], TemplateSourceLocation)
+    case test(JinjaExpression, name: String, negated: Bool, [JinjaArgument], TemplateSourceLocation)
+    case unary(JinjaUnaryOperator, JinjaExpression, TemplateSourceLocation)
+    case binary(JinjaBinaryOperator, JinjaExpression, JinjaExpression, TemplateSourceLocation)
+    case compare(JinjaExpression, [(JinjaCompareOperator, JinjaExpression)], TemplateSourceLocation)
+    case conditional(then: JinjaExpression, condition: JinjaExpression, otherwise: JinjaExpression?, TemplateSourceLocation)
 
-    var location: SourceLocation {
+    var location: TemplateSourceLocation {
         switch self {
         case .literal(_, let location), .name(_, let location), .list(_, let location), .tuple(_, let location),
             .dictionary(_, let location), .attribute(_, _, let location), .index(_, _, let location),
@@ -59,52 +59,52 @@ indirect enum Expression: Sendable {
 }
 
 /// The left side of `{% set %}` and the variables of `{% for %}`.
-enum AssignTarget: Sendable {
+enum JinjaAssignTarget: Sendable {
     case name(String)
     case tuple([String])
     /// `ns.attribute` where `ns` is a `namespace()`.
     case attribute(String, String)
 }
 
-struct FilterCall: Sendable {
+struct JinjaFilterCall: Sendable {
     var name: String
-    var arguments: [Argument]
-    var location: SourceLocation
+    var arguments: [JinjaArgument]
+    var location: TemplateSourceLocation
 }
 
-struct MacroParameter: Sendable {
+struct JinjaMacroParameter: Sendable {
     var name: String
-    var defaultValue: Expression?
+    var defaultValue: JinjaExpression?
 }
 
-struct ForLoop: Sendable {
-    var target: AssignTarget
-    var iterable: Expression
-    var condition: Expression?
-    var body: [Node]
-    var elseBody: [Node]
-    var location: SourceLocation
+struct JinjaForLoop: Sendable {
+    var target: JinjaAssignTarget
+    var iterable: JinjaExpression
+    var condition: JinjaExpression?
+    var body: [TemplateNode]
+    var elseBody: [TemplateNode]
+    var location: TemplateSourceLocation
 }
 
-struct MacroDefinition: Sendable {
+struct JinjaMacroDefinition: Sendable {
     var name: String
-    var parameters: [MacroParameter]
-    var body: [Node]
-    var location: SourceLocation
+    var parameters: [JinjaMacroParameter]
+    var body: [TemplateNode]
+    var location: TemplateSourceLocation
 }
 
-indirect enum Node: Sendable {
+indirect enum TemplateNode: Sendable {
     case text(String)
-    case output(Expression)
-    case forLoop(ForLoop)
-    case conditional([(condition: Expression, body: [Node])], elseBody: [Node])
-    case set(AssignTarget, Expression, SourceLocation)
-    case setBlock(AssignTarget, filters: [FilterCall], body: [Node], SourceLocation)
-    case macro(MacroDefinition)
+    case output(JinjaExpression)
+    case forLoop(JinjaForLoop)
+    case conditional([(condition: JinjaExpression, body: [TemplateNode])], elseBody: [TemplateNode])
+    case set(JinjaAssignTarget, JinjaExpression, TemplateSourceLocation)
+    case setBlock(JinjaAssignTarget, filters: [JinjaFilterCall], body: [TemplateNode], TemplateSourceLocation)
+    case macro(JinjaMacroDefinition)
     /// `{% call(parameters) macro(...) %}body{% endcall %}`: `caller` is a macro with `body`.
-    case callBlock(call: Expression, callerParameters: [MacroParameter], body: [Node], SourceLocation)
-    case filterBlock(filters: [FilterCall], body: [Node])
-    case with(assignments: [(AssignTarget, Expression)], body: [Node])
-    case breakLoop(SourceLocation)
-    case continueLoop(SourceLocation)
+    case callBlock(call: JinjaExpression, callerParameters: [JinjaMacroParameter], body: [TemplateNode], TemplateSourceLocation)
+    case filterBlock(filters: [JinjaFilterCall], body: [TemplateNode])
+    case with(assignments: [(JinjaAssignTarget, JinjaExpression)], body: [TemplateNode])
+    case breakLoop(TemplateSourceLocation)
+    case continueLoop(TemplateSourceLocation)
 }

@@ -4,9 +4,9 @@
 import Foundation
 
 extension TemplateRenderer {
-    func applyTest(_ name: String, _ value: Value, _ arguments: Arguments) throws(ChatTemplateError) -> Bool {
+    func applyTest(_ name: String, _ value: JinjaValue, _ arguments: JinjaArguments) throws(ChatTemplateError) -> Bool {
         let location = arguments.location
-        func argument() throws(ChatTemplateError) -> Value {
+        func argument() throws(ChatTemplateError) -> JinjaValue {
             guard let first = arguments.positional.first ?? arguments.keyword.first?.1 else {
                 throw location.runtimeError("test `\(name)` needs an argument")
             }
@@ -107,14 +107,14 @@ private let knownTests: Set<String> = [
 ]
 
 /// The functions every template can call.
-func makeGlobalFunctions() -> [String: Value] {
-    var globals: [String: Value] = [:]
-    globals["raise_exception"] = .function(Function(name: "raise_exception") { arguments throws(ChatTemplateError) in
+func makeGlobalFunctions() -> [String: JinjaValue] {
+    var globals: [String: JinjaValue] = [:]
+    globals["raise_exception"] = .function(JinjaFunction(name: "raise_exception") { arguments throws(ChatTemplateError) in
         let message = arguments.value(0, "message")?.string ?? ""
         throw ChatTemplateError(kind: .raised, message: message, line: arguments.location.line,
                                 column: arguments.location.column)
     })
-    globals["range"] = .function(Function(name: "range") { arguments throws(ChatTemplateError) in
+    globals["range"] = .function(JinjaFunction(name: "range") { arguments throws(ChatTemplateError) in
         let numbers = arguments.positional.map(\.integerValue)
         guard !numbers.isEmpty, numbers.count <= 3, !numbers.contains(where: { $0 == nil }) else {
             throw arguments.location.runtimeError("range expects 1 to 3 integer arguments")
@@ -130,8 +130,8 @@ func makeGlobalFunctions() -> [String: Value] {
         }
         return .array((0..<count).map { .int(start + $0 * step) })
     })
-    globals["namespace"] = .function(Function(name: "namespace") { arguments throws(ChatTemplateError) in
-        var attributes = Dictionary_()
+    globals["namespace"] = .function(JinjaFunction(name: "namespace") { arguments throws(ChatTemplateError) in
+        var attributes = JinjaDictionary()
         for positional in arguments.positional {
             guard case .dictionary(let dictionary) = positional else {
                 throw arguments.location.runtimeError("namespace() positional argument must be a dict")
@@ -139,10 +139,10 @@ func makeGlobalFunctions() -> [String: Value] {
             for pair in dictionary.pairs { attributes[pair.key] = pair.value }
         }
         for (key, value) in arguments.keyword { attributes[key] = value }
-        return .namespace(Namespace(attributes))
+        return .namespace(JinjaNamespace(attributes))
     })
-    globals["dict"] = .function(Function(name: "dict") { arguments throws(ChatTemplateError) in
-        var dictionary = Dictionary_()
+    globals["dict"] = .function(JinjaFunction(name: "dict") { arguments throws(ChatTemplateError) in
+        var dictionary = JinjaDictionary()
         for positional in arguments.positional {
             guard case .dictionary(let source) = positional else {
                 throw arguments.location.runtimeError("dict() positional argument must be a dict")
@@ -152,7 +152,7 @@ func makeGlobalFunctions() -> [String: Value] {
         for (key, value) in arguments.keyword { dictionary[key] = value }
         return .dictionary(dictionary)
     })
-    globals["strftime_now"] = .function(Function(name: "strftime_now") { arguments throws(ChatTemplateError) in
+    globals["strftime_now"] = .function(JinjaFunction(name: "strftime_now") { arguments throws(ChatTemplateError) in
         guard case .string(let format)? = arguments.value(0, "format") else {
             throw arguments.location.runtimeError("strftime_now expects a format string")
         }

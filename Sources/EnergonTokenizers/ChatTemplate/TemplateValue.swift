@@ -1,5 +1,5 @@
 // The public value model handed to chat templates: the JSON-like data a caller puts into a template's
-// context (messages, tools, flags, special tokens). The interpreter works on its own richer `Value`
+// context (messages, tools, flags, special tokens). The interpreter works on its own richer `JinjaValue`
 // (with undefined, tuples, namespaces and callables); these two types are only the boundary.
 
 /// A value a caller passes into a chat template: the JSON data model (null, booleans, numbers, strings,

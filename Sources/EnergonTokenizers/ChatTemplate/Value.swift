@@ -3,17 +3,17 @@
 // equality follows Python (1 == 1.0 == True, a list never equals a tuple).
 
 /// A string-keyed dictionary that keeps insertion order (Python `dict`).
-struct Dictionary_ {
+struct JinjaDictionary {
     private(set) var keys: [String] = []
-    private var storage: [String: Value] = [:]
+    private var storage: [String: JinjaValue] = [:]
 
     init() {}
 
-    init(_ pairs: [(String, Value)]) {
+    init(_ pairs: [(String, JinjaValue)]) {
         for (key, value) in pairs { self[key] = value }
     }
 
-    subscript(key: String) -> Value? {
+    subscript(key: String) -> JinjaValue? {
         get { storage[key] }
         set {
             if let newValue {
@@ -24,7 +24,7 @@ struct Dictionary_ {
         }
     }
 
-    var pairs: [(key: String, value: Value)] {
+    var pairs: [(key: String, value: JinjaValue)] {
         // invariant: `keys` and `storage` hold the same key set
         keys.map { ($0, storage[$0]!) }
     }
@@ -33,39 +33,39 @@ struct Dictionary_ {
 }
 
 /// Mutable attribute bag made by `namespace()`: the one way a template carries state out of a loop.
-final class Namespace {
-    var attributes: Dictionary_
-    init(_ attributes: Dictionary_) { self.attributes = attributes }
+final class JinjaNamespace {
+    var attributes: JinjaDictionary
+    init(_ attributes: JinjaDictionary) { self.attributes = attributes }
 }
 
 /// Positional and keyword arguments of a call.
-struct Arguments {
-    var positional: [Value] = []
-    var keyword: [(String, Value)] = []
-    var location: SourceLocation
+struct JinjaArguments {
+    var positional: [JinjaValue] = []
+    var keyword: [(String, JinjaValue)] = []
+    var location: TemplateSourceLocation
 
-    func keywordValue(_ name: String) -> Value? {
+    func keywordValue(_ name: String) -> JinjaValue? {
         keyword.last(where: { $0.0 == name })?.1
     }
 
     /// The argument at `position` or named `name`, or nil when absent.
-    func value(_ position: Int, _ name: String) -> Value? {
+    func value(_ position: Int, _ name: String) -> JinjaValue? {
         if position < positional.count { return positional[position] }
         return keywordValue(name)
     }
 }
 
 /// A callable value: a global function, a bound method, a macro or `caller`.
-final class Function {
+final class JinjaFunction {
     let name: String
-    let body: (Arguments) throws(ChatTemplateError) -> Value
-    init(name: String, body: @escaping (Arguments) throws(ChatTemplateError) -> Value) {
+    let body: (JinjaArguments) throws(ChatTemplateError) -> JinjaValue
+    init(name: String, body: @escaping (JinjaArguments) throws(ChatTemplateError) -> JinjaValue) {
         self.name = name
         self.body = body
     }
 }
 
-enum Value {
+enum JinjaValue {
     /// Jinja's Undefined; the payload explains why, for the error raised if it is used as a value.
     case undefined(String)
     case none
@@ -73,11 +73,11 @@ enum Value {
     case int(Int)
     case double(Double)
     case string(String)
-    case array([Value])
-    case tuple([Value])
-    case dictionary(Dictionary_)
-    case namespace(Namespace)
-    case function(Function)
+    case array([JinjaValue])
+    case tuple([JinjaValue])
+    case dictionary(JinjaDictionary)
+    case namespace(JinjaNamespace)
+    case function(JinjaFunction)
 
     init(_ value: TemplateValue) {
         switch value {
@@ -86,8 +86,8 @@ enum Value {
         case .int(let number): self = .int(number)
         case .double(let number): self = .double(number)
         case .string(let text): self = .string(text)
-        case .array(let items): self = .array(items.map(Value.init))
-        case .object(let object): self = .dictionary(Dictionary_(object.pairs.map { ($0.key, Value($0.value)) }))
+        case .array(let items): self = .array(items.map(JinjaValue.init))
+        case .object(let object): self = .dictionary(JinjaDictionary(object.pairs.map { ($0.key, JinjaValue($0.value)) }))
         }
     }
 
@@ -122,7 +122,7 @@ enum Value {
         case .array: return "list"
         case .tuple: return "tuple"
         case .dictionary: return "dict"
-        case .namespace: return "Namespace"
+        case .namespace: return "JinjaNamespace"
         case .function: return "function"
         }
     }
@@ -172,13 +172,13 @@ enum Value {
             return "{" + dictionary.pairs.map { pythonStringRepresentation($0.key) + ": " + $0.value.representation }
                 .joined(separator: ", ") + "}"
         case .namespace(let namespace):
-            return "<Namespace " + Value.dictionary(namespace.attributes).representation + ">"
+            return "<JinjaNamespace " + JinjaValue.dictionary(namespace.attributes).representation + ">"
         case .function(let function): return "<function \(function.name)>"
         }
     }
 
     /// Python `==` (Undefined equals only Undefined).
-    func equals(_ other: Value) -> Bool {
+    func equals(_ other: JinjaValue) -> Bool {
         switch (self, other) {
         case (.undefined, .undefined), (.none, .none): return true
         case (.string(let left), .string(let right)): return left.unicodeScalars.elementsEqual(right.unicodeScalars)
