@@ -119,7 +119,7 @@ public final class Generator: @unchecked Sendable {
                 result.finishReason = .stop
                 break
             }
-            result.text += decoder.append(token)
+            result.text += decoder.feed(token)
             if maxStop > 0, let stop = earliestStop(in: result.text, stopStrings) {
                 result.text = String(result.text[..<stop])
                 emit(&emitted, result.text, onText)
@@ -141,7 +141,7 @@ public final class Generator: @unchecked Sendable {
             position += 1
         }
         if result.finishReason == .length || result.finishReason == .stop {
-            result.text += decoder.flush()
+            result.text += decoder.finish()
             emit(&emitted, result.text, onText)
         }
         result.generationSeconds = monotonicSeconds() - generationStart

@@ -41,9 +41,25 @@ struct ModelOptions: ParsableArguments {
 /// Physical cores are what compute scales with; use every online CPU by default.
 func defaultThreadCount() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
-/// Writes to standard error.
+/// Writes to standard error (unbuffered).
 func printError(_ message: String, terminator: String = "\n") {
-    fputs(message + terminator, stderr)
+    writeAll(STDERR_FILENO, message + terminator)
+}
+
+/// Writes to standard output at once (unbuffered), for streamed text.
+func writeOutput(_ text: String) {
+    writeAll(STDOUT_FILENO, text)
+}
+
+private func writeAll(_ descriptor: Int32, _ text: String) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeMutableBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }  // invariant: non-empty
+        if written <= 0 { return }
+        offset += written
+    }
+    bytes.removeAll()
 }
 
 func monotonicClock() -> Double {

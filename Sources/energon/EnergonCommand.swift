@@ -25,10 +25,10 @@ struct Energon: ParsableCommand {
             let code = exitCode(for: error)
             if code == .success {
                 print(fullMessage(for: error))
-                exit(0)
+                Glibc.exit(0)
             }
-            fputs("error: \(fullMessage(for: error))\n", stderr)
-            exit(code == .validationFailure || error is ValidationError ? 2 : 1)
+            printError("error: \(fullMessage(for: error))")
+            Glibc.exit(code == .validationFailure || error is ValidationError ? 2 : 1)
         }
     }
 }

@@ -64,11 +64,10 @@ struct GenerateCommand: ParsableCommand {
         let generator = Generator(loaded: loaded, context: options.makeContext())
         let ids = loaded.tokenizer.encode(prompt, addSpecialTokens: true, parseSpecialTokens: !noSpecial)
         let result = try generator.generate(prompt: ids, parameters: sampling, maxTokens: maxTokens, stopStrings: stop) { text in
-            fputs(text, stdout)
-            fflush(stdout)
+            writeOutput(text)
             return true
         }
-        print("")
+        writeOutput("\n")
         printError(String(format: "prompt: %d tokens, %.1f tok/s | generation: %d tokens, %.1f tok/s | load: %.2f s | finish: %@",
                           result.promptTokens, result.promptTokensPerSecond, result.tokens.count,
                           result.generationTokensPerSecond, loadSeconds, result.finishReason.rawValue))
