@@ -57,9 +57,10 @@ import Testing
             var table = try cache.allocate(cache.blocksNeeded(positions: testCase.tokens.count))
             var batch = ForwardBatch(sequences: [(tokens: testCase.tokens, startPosition: 0, blockTable: table)], allLogits: true)
             batch.logitRows = Array(0..<testCase.tokens.count)
-            let logits = try #require(try DecoderRuntime.forward(model, batch: batch, cache: cache,
-                                                                 buffers: ActivationBuffers(), context: context))
+            let buffers = ActivationBuffers()  // the returned logits live in these buffers
+            let logits = try #require(try DecoderRuntime.forward(model, batch: batch, cache: cache, buffers: buffers, context: context))
             #expect(relativeError(logits, expected[...]) <= 1e-4, "threads \(threads)")
+            withExtendedLifetime(buffers) {}
             cache.free(table)
             table.removeAll()
         }
@@ -104,10 +105,12 @@ import Testing
         }
         let batch = ForwardBatch(sequences: entries)
         #expect(batch.totalTokens == lengths.reduce(0, +))
-        let logits = try #require(try DecoderRuntime.forward(model, batch: batch, cache: cache, buffers: ActivationBuffers(), context: context))
+        let buffers = ActivationBuffers()  // the returned logits live in these buffers
+        let logits = try #require(try DecoderRuntime.forward(model, batch: batch, cache: cache, buffers: buffers, context: context))
         for (i, length) in lengths.enumerated() {
             #expect(relativeError(logits + i * vocabulary, expected[((length - 1) * vocabulary)..<(length * vocabulary)]) <= 1e-4,
                     "sequence \(i) of length \(length)")
         }
+        withExtendedLifetime(buffers) {}
     }
 }
