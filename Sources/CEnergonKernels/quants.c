@@ -183,15 +183,21 @@ static void dq_q3_K(const void *src, float *dst, int64_t n) {
             int high = (x[b].scales[8 + k % 4] >> (2 * (k / 4))) & 3;
             scales[k] = (low | (high << 4)) - 32;
         }
-        // Element e: low 2 bits from byte 32*(e/128) + e%32 at shift 2*((e/32)%4); its third bit
-        // is bit e/32 of hmask[e%32], and a clear bit means "subtract 4".
-        for (int e = 0; e < ENERGON_QK_K; e++) {
-            const float dl = d * (float)scales[e / 16];
-            int low = (x[b].qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3;
-            int high = (x[b].hmask[e % 32] >> (e / 32)) & 1;
-            dst[e] = dl * (float)(low - (high ? 0 : 4));
+        // Element 128h + 32s + 16p + l: low 2 bits at shift 2s of qs[32h + 16p + l]; its third
+        // bit is bit 4h + s of hmask[16p + l], and a clear bit means "subtract 4".
+        for (int half = 0; half < 2; half++) {
+            for (int shift = 0; shift < 4; shift++) {
+                for (int part = 0; part < 2; part++, dst += 16) {
+                    const float dl = d * (float)scales[8 * half + 2 * shift + part];
+                    const uint8_t *q = x[b].qs + 32 * half + 16 * part, *hm = x[b].hmask + 16 * part;
+                    for (int l = 0; l < 16; l++) {
+                        int low = (q[l] >> (2 * shift)) & 3;
+                        int high = (hm[l] >> (4 * half + shift)) & 1;
+                        dst[l] = dl * (float)(low - (high ? 0 : 4));
+                    }
+                }
+            }
         }
-        dst += ENERGON_QK_K;
     }
 }
 
@@ -324,6 +330,10 @@ static energon_dequantize_fn decoder(uint32_t type, energon_isa isa) {
         case ENERGON_TYPE_Q8_0: return energon_dq_q8_0_avx512;
         case ENERGON_TYPE_Q4_K: return energon_dq_q4_K_avx512;
         case ENERGON_TYPE_Q6_K: return energon_dq_q6_K_avx512;
+        case ENERGON_TYPE_Q5_1: return energon_dq_q5_1_avx512;
+        case ENERGON_TYPE_Q2_K: return energon_dq_q2_K_avx512;
+        case ENERGON_TYPE_Q3_K: return energon_dq_q3_K_avx512;
+        case ENERGON_TYPE_Q5_K: return energon_dq_q5_K_avx512;
         default: break;
         }
     } else if (isa == ENERGON_ISA_AVX2) {
@@ -336,6 +346,10 @@ static energon_dequantize_fn decoder(uint32_t type, energon_isa isa) {
         case ENERGON_TYPE_Q8_0: return energon_dq_q8_0_avx2;
         case ENERGON_TYPE_Q4_K: return energon_dq_q4_K_avx2;
         case ENERGON_TYPE_Q6_K: return energon_dq_q6_K_avx2;
+        case ENERGON_TYPE_Q5_1: return energon_dq_q5_1_avx2;
+        case ENERGON_TYPE_Q2_K: return energon_dq_q2_K_avx2;
+        case ENERGON_TYPE_Q3_K: return energon_dq_q3_K_avx2;
+        case ENERGON_TYPE_Q5_K: return energon_dq_q5_K_avx2;
         default: break;
         }
     }

@@ -97,6 +97,10 @@ void energon_dq_q5_0_avx2(const void *src, float *dst, int64_t n);
 void energon_dq_q8_0_avx2(const void *src, float *dst, int64_t n);
 void energon_dq_q4_K_avx2(const void *src, float *dst, int64_t n);
 void energon_dq_q6_K_avx2(const void *src, float *dst, int64_t n);
+void energon_dq_q5_1_avx2(const void *src, float *dst, int64_t n);
+void energon_dq_q2_K_avx2(const void *src, float *dst, int64_t n);
+void energon_dq_q3_K_avx2(const void *src, float *dst, int64_t n);
+void energon_dq_q5_K_avx2(const void *src, float *dst, int64_t n);
 void energon_q_f16_avx2(const float *src, void *dst, int64_t n);
 void energon_q_bf16_avx2(const float *src, void *dst, int64_t n);
 
@@ -109,6 +113,10 @@ void energon_dq_q5_0_avx512(const void *src, float *dst, int64_t n);
 void energon_dq_q8_0_avx512(const void *src, float *dst, int64_t n);
 void energon_dq_q4_K_avx512(const void *src, float *dst, int64_t n);
 void energon_dq_q6_K_avx512(const void *src, float *dst, int64_t n);
+void energon_dq_q5_1_avx512(const void *src, float *dst, int64_t n);
+void energon_dq_q2_K_avx512(const void *src, float *dst, int64_t n);
+void energon_dq_q3_K_avx512(const void *src, float *dst, int64_t n);
+void energon_dq_q5_K_avx512(const void *src, float *dst, int64_t n);
 void energon_q_f16_avx512(const float *src, void *dst, int64_t n);
 void energon_q_bf16_avx512(const float *src, void *dst, int64_t n);
 #endif

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EnergonCheckpoint
+import Foundation
 
 /// `energon inspect`: what a checkpoint holds (architecture, hyperparameters, tokenizer, chat
 /// template, metadata, tensor table and totals), after full validation of the file(s).
@@ -18,8 +19,18 @@ struct InspectCommand: ParsableCommand {
     @Flag(name: .long, help: "Leave out the chat template text (its length is still printed).")
     var noTemplate = false
 
+    @Flag(name: .long, help: "Print to standard error how long opening and validating the checkpoint took.")
+    var timeOpen = false
+
     func run() throws {
+        let clock = ContinuousClock()
+        let start = clock.now
         let checkpoint = try ModelCheckpoint(path: model)
+        if timeOpen {
+            let elapsed = clock.now - start
+            let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+            FileHandle.standardError.write(Data("opened and validated \(model) in \(milliseconds) ms\n".utf8))
+        }
         print(CheckpointSummary.render(checkpoint, includeTensors: !noTensors, includeTemplate: !noTemplate), terminator: "")
     }
 }

@@ -109,7 +109,7 @@ struct AttentionTestSequence {
     }
 
     static let headShapes: [(heads: Int, kvHeads: Int, headDimension: Int)] = [
-        (8, 2, 64), (4, 1, 80), (4, 4, 33), (3, 1, 256), (9, 3, 64),
+        (8, 2, 64), (4, 1, 80), (4, 4, 33), (3, 1, 256), (9, 3, 64), (7, 1, 32), (10, 2, 48),
     ]
 
     @Test(arguments: ISA.available, headShapes)

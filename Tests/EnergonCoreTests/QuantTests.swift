@@ -4,8 +4,8 @@ import Foundation
 import Testing
 
 /// GGUF block formats: the C kernels at every ISA level against the `gguf` Python package's
-/// bytes and floats (fixtures from scripts/make_quant_fixtures.py) and against the naive Swift
-/// `ReferenceQuant`.
+/// bytes and floats and ggml's own K-quant encoder output (fixtures from
+/// scripts/make_quant_fixtures.py), and against the naive Swift `ReferenceQuant`.
 @Suite struct QuantTests {
     static let encodable: [DType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .f16, .bf16]
     /// K-quant encoders, checked against fixtures from ggml's own `quantize_row_q*_K_ref`.
@@ -13,7 +13,7 @@ import Testing
     static let decodable: [DType] = [.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1,
                                      .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K]
 
-    // MARK: - Against gguf-py
+    // MARK: - Against gguf-py and ggml fixtures
 
     @Test(arguments: encodable + kEncodable)
     func quantizeMatchesFixtures(dtype: DType) throws {
@@ -21,7 +21,8 @@ import Testing
         let expected = try Fixture.bytes("quantize-\(dtype.name)")
         #expect(dtype.rowBytes(inputs.count) == expected.count)
         if let reference = ReferenceQuant.quantize(dtype, values: inputs) {
-            #expect(reference == expected, "the Swift reference encoder disagrees with gguf-py for \(dtype)")
+            let agrees = reference == expected
+            #expect(agrees, "the Swift reference encoder disagrees with gguf-py for \(dtype)")
         }
         for isa in ISA.available {
             // Whole fixture, then prefixes of 1, 7, 31 blocks (or elements, for F16/BF16).

@@ -83,27 +83,25 @@ public enum Attention {
                      "attention needs heads % kvHeads == 0 and positive sizes")
         let groupHeads = heads / kvHeads
         let queryWidth = heads * headDimension
-        var firstItem = [Int]()
-        firstItem.reserveCapacity(sequences.count + 1)
-        var items = 0
-        for sequence in sequences {
-            firstItem.append(items)
-            items += sequence.tokens * kvHeads
-        }
-        firstItem.append(items)
-        guard items > 0 else { return }
-        let scratchFloats = energon_attention_scratch_floats(Int32(groupHeads))
-        let isa = context.isa.cValue
-        let window = configuration.slidingWindow
-        let baseShape = energon_attention_shape(
-            head_dimension: Int32(headDimension), group_heads: Int32(groupHeads),
-            row_stride: Int64(kvHeads * headDimension), head_offset: 0, block_size: Int64(blockSize),
-            scale: configuration.scale, softcap: configuration.logitSoftcap ?? 0)
-        let threads = min(context.pool.activeThreadCount, items)
-        firstItem.withUnsafeBufferPointer { firstItem in
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: sequences.count + 1) { firstItem in
+            // firstItem[s]: index of sequence s's first (token, KV head) item; the hot path never allocates.
+            var items = 0
+            for (index, sequence) in sequences.enumerated() {
+                firstItem[index] = items
+                items += sequence.tokens * kvHeads
+            }
+            firstItem[sequences.count] = items
+            guard items > 0 else { return }
+            let scratchFloats = energon_attention_scratch_floats(Int32(groupHeads))
+            let isa = context.isa.cValue
+            let window = configuration.slidingWindow
+            let baseShape = energon_attention_shape(
+                head_dimension: Int32(headDimension), group_heads: Int32(groupHeads),
+                row_stride: Int64(kvHeads * headDimension), head_offset: 0, block_size: Int64(blockSize),
+                scale: configuration.scale, softcap: configuration.logitSoftcap ?? 0)
+            let threads = min(context.pool.activeThreadCount, items)
             sequences.withUnsafeBufferPointer { sequences in
-                context.pool.run { threadIndex, _ in
-                    guard threadIndex < threads else { return }
+                let work = { (threadIndex: Int) in
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: scratchFloats) { scratch in
                         var shape = baseShape
                         var sequenceIndex = 0
@@ -126,6 +124,13 @@ public enum Attention {
                                 scratch.baseAddress, isa)
                             item += threads
                         }
+                    }
+                }
+                if threads == 1 {
+                    work(0)  // one item (a decode step of one KV head): skip waking the pool
+                } else {
+                    context.pool.run { threadIndex, _ in
+                        if threadIndex < threads { work(threadIndex) }
                     }
                 }
             }
