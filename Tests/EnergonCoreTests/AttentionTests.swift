@@ -223,6 +223,26 @@ struct AttentionTestSequence {
         }
     }
 
+    /// Encoder (non-causal) attention: every query sees its whole sequence, including later keys.
+    @Test(arguments: ISA.available)
+    func nonCausalSeesTheWholeSequence(isa: ISA) {
+        var random = OpsTestRandom()
+        let configuration = AttentionConfiguration(heads: 6, kvHeads: 6, headDimension: 64, scale: 0.125, causal: false)
+        let sequences = [(0, 37), (0, 5), (0, 1), (0, 80)].map { start, tokens in
+            makeSequence(startPosition: start, tokens: tokens, configuration: configuration, magnitude: 2, random: &random)
+        }
+        let expected = reference(sequences, configuration: configuration)
+        for threads in [1, 3] {
+            let output = run(sequences, configuration: configuration, blockSize: 16, threads: threads, isa: isa,
+                             random: &random)
+            let error = opsWorstError(output, expected, absolute: 2e-6, relative: 1e-5)
+            #expect(error <= 1, "non-causal \(isa) threads \(threads) \(error) seed \(random.seed)")
+        }
+        var causal = configuration
+        causal.causal = true
+        #expect(opsWorstError(reference(sequences, configuration: causal), expected, absolute: 1e-3, relative: 0) > 1)
+    }
+
     @Test func levelsAgreeClosely() {
         var random = OpsTestRandom()
         let configuration = AttentionConfiguration(heads: 8, kvHeads: 2, headDimension: 128, scale: 0.09,
