@@ -140,6 +140,8 @@ public struct ModelConfiguration: Sendable, Equatable {
         }
         func double(_ key: String) throws -> Double? {
             guard let value = metadata["\(architecture).\(key)"] else { return nil }
+            // A float32 holds a decimal constant (1e-5); its shortest decimal form is the intended value.
+            if case let .float32(single) = value { return Double("\(single)") ?? Double(single) }
             guard let result = value.double else {
                 throw CheckpointError.badKey(path: path, key: "\(architecture).\(key)", message: "expected a number, found \(value.summary())")
             }

@@ -101,17 +101,18 @@ public enum TensorNameMap {
         return table.roots.map { "\($0)\(mapped)\(suffix)" }
     }
 
-    /// The GGUF name of an HF tensor name in `family`, if the table has it (for display).
-    public static func ggufName(forHuggingFace name: String, family: ArchitectureFamily, layerCount: Int) -> String? {
+    /// HF name -> GGUF name for every tensor the family's table can name in a model of
+    /// `layerCount` blocks (for display; loading goes the other way).
+    public static func ggufNames(family: ArchitectureFamily, layerCount: Int) -> [String: String] {
         let table = table(family)
-        var candidates: [String] = []
-        for stem in table.global.keys { candidates.append(stem) }
-        for layer in 0..<layerCount { for stem in table.layer.keys { candidates.append("blk.\(layer).\(stem)") } }
-        for candidate in candidates {
-            for ending in [".weight", ".bias"] where huggingFaceCandidates(forGGUF: candidate + ending, family: family).contains(name) {
-                return candidate + ending
+        var stems = Array(table.global.keys)
+        for layer in 0..<layerCount { stems += table.layer.keys.map { "blk.\(layer).\($0)" } }
+        var result: [String: String] = [:]
+        for stem in stems {
+            for ending in [".weight", ".bias"] {
+                for candidate in huggingFaceCandidates(forGGUF: stem + ending, family: family) { result[candidate] = stem + ending }
             }
         }
-        return nil
+        return result
     }
 }

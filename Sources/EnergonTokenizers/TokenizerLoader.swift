@@ -12,8 +12,15 @@ public enum TokenizerLoader {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw TokenizerError.unreadableFile(path: path, reason: "no such file or folder")
         }
-        if isDirectory.boolValue { throw TokenizerError.unsupported(source: path, what: "folder") }
+        if isDirectory.boolValue { return try load(folder: path) }
         return try load(gguf: GGUFFile(path: path))
+    }
+
+    /// Loads a Hugging Face folder's `tokenizer.json` (and `tokenizer_config.json` if present).
+    ///
+    /// - Throws: `TokenizerError` naming the file and field that is missing, malformed or unsupported.
+    public static func load(folder: String) throws -> HuggingFaceTokenizer {
+        try HuggingFaceTokenizer(folder: folder)
     }
 
     /// Builds the tokenizer described by a GGUF file's `tokenizer.ggml.*` metadata.

@@ -83,27 +83,31 @@ public enum Attention {
                      "attention needs heads % kvHeads == 0 and positive sizes")
         let groupHeads = heads / kvHeads
         let queryWidth = heads * headDimension
-        var firstItem = [Int]()
-        firstItem.reserveCapacity(sequences.count + 1)
-        var items = 0
-        for sequence in sequences {
-            firstItem.append(items)
-            items += sequence.tokens * kvHeads
-        }
-        firstItem.append(items)
-        guard items > 0 else { return }
-        let scratchFloats = energon_attention_scratch_floats(Int32(groupHeads))
-        let isa = context.isa.cValue
-        let window = configuration.slidingWindow
-        let baseShape = energon_attention_shape(
-            head_dimension: Int32(headDimension), group_heads: Int32(groupHeads),
-            row_stride: Int64(kvHeads * headDimension), head_offset: 0, block_size: Int64(blockSize),
-            scale: configuration.scale, softcap: configuration.logitSoftcap ?? 0)
-        let threads = min(context.pool.activeThreadCount, items)
-        firstItem.withUnsafeBufferPointer { firstItem in
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: sequences.count + 1) { firstItem in
+            // firstItem[s]: index of sequence s's first (token, KV head) item; the hot path never allocates.
+            var items = 0
+            for (index, sequence) in sequences.enumerated() {
+                firstItem[index] = items
+                items += sequence.tokens * kvHeads
+            }
+            firstItem[sequences.count] = items
+            guard items > 0 else { return }
+            let scratchFloats = energon_attention_scratch_floats(Int32(groupHeads))
+            let isa = context.isa.cValue
+            let window = configuration.slidingWindow
+            let baseShape = energon_attention_shape(
+                head_dimension: Int32(headDimension), group_heads: Int32(groupHeads),
+                row_stride: Int64(kvHeads * headDimension), head_offset: 0, block_size: Int64(blockSize),
+                scale: configuration.scale, softcap: configuration.logitSoftcap ?? 0)
+            let threads = min(context.pool.activeThreadCount, items)
+            if let parts = splitParts(items: items, sequences: sequences, firstItem: firstItem, kvHeads: kvHeads,
+                                      window: window, threads: context.pool.activeThreadCount) {
+                computeSplit(queries: queries, sequences: sequences, firstItem: firstItem, items: items, parts: parts,
+                             output: output, shape: baseShape, configuration: configuration, context: context)
+                return
+            }
             sequences.withUnsafeBufferPointer { sequences in
-                context.pool.run { threadIndex, _ in
-                    guard threadIndex < threads else { return }
+                let work = { (threadIndex: Int) in
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: scratchFloats) { scratch in
                         var shape = baseShape
                         var sequenceIndex = 0
@@ -128,7 +132,93 @@ public enum Attention {
                         }
                     }
                 }
+                if threads == 1 {
+                    work(0)  // one item (a decode step of one KV head): skip waking the pool
+                } else {
+                    context.pool.run { threadIndex, _ in
+                        if threadIndex < threads { work(threadIndex) }
+                    }
+                }
             }
+        }
+    }
+
+    /// Keys below which a part of a split item is not worth its share of a pool dispatch.
+    static let minimumKeysPerPart = 256
+
+    /// How many parts to cut each item's key range into, or `nil` to not split: splitting pays
+    /// only when there are fewer items than threads (a decode step with few KV heads, where
+    /// threads would otherwise idle) and every item has enough keys for each part.
+    private static func splitParts(items: Int, sequences: [AttentionSequence], firstItem: UnsafeMutableBufferPointer<Int>,
+                                   kvHeads: Int, window: Int?, threads: Int) -> Int? {
+        guard items < threads else { return nil }
+        let parts = threads / items
+        guard parts >= 2 else { return nil }
+        for sequence in sequences where sequence.tokens > 0 {
+            // The first token of a sequence sees the fewest keys.
+            let position = sequence.startPosition
+            let keys = position + 1 - (window.map { max(0, position - $0 + 1) } ?? 0)
+            if keys < parts * minimumKeysPerPart { return nil }
+        }
+        return parts
+    }
+
+    /// Split-K attention: each (token, KV head) item's key range is cut into `parts` contiguous
+    /// pieces computed on different threads (unnormalised, with their softmax maxima and sums),
+    /// then merged exactly by `energon_attention_merge_f32`.
+    private static func computeSplit(queries: UnsafePointer<Float>, sequences: [AttentionSequence],
+                                     firstItem: UnsafeMutableBufferPointer<Int>, items: Int, parts: Int,
+                                     output: UnsafeMutablePointer<Float>, shape baseShape: energon_attention_shape,
+                                     configuration: AttentionConfiguration, context: ComputeContext) {
+        let kvHeads = configuration.kvHeads, headDimension = configuration.headDimension
+        let groupHeads = configuration.heads / kvHeads
+        let queryWidth = configuration.heads * headDimension
+        let units = items * parts
+        let partialFloats = units * groupHeads * headDimension, stateFloats = units * groupHeads
+        let buffer = context.scratch(.attention, bytes: (partialFloats + 2 * stateFloats) * MemoryLayout<Float>.size)
+            .bindMemory(to: Float.self, capacity: partialFloats + 2 * stateFloats)
+        let partials = buffer, maxima = buffer + partialFloats, sums = maxima + stateFloats
+        let scratchFloats = energon_attention_scratch_floats(Int32(groupHeads))
+        let isa = context.isa.cValue
+        let window = configuration.slidingWindow
+        /// (sequence, row offset of the item's query heads, first key, end key) of an item.
+        func locate(_ item: Int) -> (sequence: AttentionSequence, groupOffset: Int, group: Int, first: Int, end: Int) {
+            var index = 0
+            while firstItem[index + 1] <= item { index += 1 }
+            let sequence = sequences[index]
+            let local = item - firstItem[index]
+            let token = local / kvHeads, group = local % kvHeads
+            let position = sequence.startPosition + token
+            let first = window.map { max(0, position - $0 + 1) } ?? 0
+            let groupOffset = (sequence.queryOffset + token) * queryWidth + group * groupHeads * headDimension
+            return (sequence, groupOffset, group, first, position + 1)
+        }
+        context.pool.run { threadIndex, _ in
+            guard threadIndex < units else { return }
+            let item = threadIndex / parts, part = threadIndex % parts
+            let location = locate(item)
+            // Parts start on chunk boundaries so each is a whole number of kernel chunks.
+            let chunk = Int(ENERGON_ATTENTION_CHUNK)
+            let length = location.end - location.first
+            let perPart = (length + parts - 1) / parts
+            let step = (perPart + chunk - 1) / chunk * chunk
+            let lower = min(location.end, location.first + part * step)
+            let upper = min(location.end, lower + step)
+            var shape = baseShape
+            shape.head_offset = Int64(location.group * headDimension)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: scratchFloats) { scratch in
+                energon_attention_partial_f32(
+                    queries + location.groupOffset,
+                    UnsafeRawPointer(location.sequence.keyBlocks).assumingMemoryBound(to: UnsafePointer<Float>?.self),
+                    UnsafeRawPointer(location.sequence.valueBlocks).assumingMemoryBound(to: UnsafePointer<Float>?.self),
+                    Int64(lower), Int64(upper), &shape, partials + threadIndex * groupHeads * headDimension,
+                    maxima + threadIndex * groupHeads, sums + threadIndex * groupHeads, scratch.baseAddress, isa)
+            }
+        }
+        for item in 0..<items {
+            energon_attention_merge_f32(partials + item * parts * groupHeads * headDimension, maxima + item * parts * groupHeads,
+                                        sums + item * parts * groupHeads, Int32(parts), Int32(groupHeads),
+                                        Int32(headDimension), output + locate(item).groupOffset)
         }
     }
 }
