@@ -36,6 +36,9 @@ GGUF_MODELS = {
     "smollm2-vocab-llama-bpe": "SmolLM2-vocab-llama-bpe.gguf",
     "smollm2-vocab-qwen2": "SmolLM2-vocab-qwen2.gguf",
     "smollm2-vocab-default": "SmolLM2-vocab-default.gguf",
+    # The committed WordPiece vocabulary as a GGUF `bert` vocabulary (make_vocab_variants.py,
+    # committed next to the fixtures: it is 16 KB of metadata, no tensors).
+    "bert-vocab": os.path.join(OUT, "bert-vocab.gguf"),
 }
 
 
@@ -77,7 +80,7 @@ def gguf_fixtures(llama_bin, models, keys=None):
     for key, file in GGUF_MODELS.items():
         if keys and key not in keys:
             continue
-        model = os.path.join(models, file)
+        model = file if os.path.isabs(file) else os.path.join(models, file)
         cases = []
         for text in TEXTS:
             cases.append({
@@ -87,7 +90,7 @@ def gguf_fixtures(llama_bin, models, keys=None):
             })
         write(f"{key}.llama-tokenize.json", {
             "reference": "llama.cpp llama-tokenize 0.3.36 (llama-cpp-python sdist), -f FILE --no-escape --ids",
-            "model": file,
+            "model": os.path.basename(file),
             "model_sha256": sha256(model),
             "add_special": True,
             "cases": cases,

@@ -5,7 +5,11 @@
 #include "ops_math.h"
 
 size_t energon_attention_scratch_floats(int32_t group_heads) {
-    return (size_t)group_heads * (ENERGON_ATTENTION_CHUNK + 2);
+    return energon_attention_rows_scratch_floats(group_heads);
+}
+
+size_t energon_attention_rows_scratch_floats(int32_t rows) {
+    return 3 * ENERGON_ATTENTION_CHUNK + 2 * (size_t)rows;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -451,19 +455,82 @@ ENERGON_AVX2 static inline void accumulate_triple_avx2(float *out0, float *out1,
 #undef ENERGON_ATTENTION_NAME
 #endif
 
-void energon_attention_f32(const float *q, const float *const *key_blocks, const float *const *value_blocks,
-                           int64_t first_position, int64_t end_position, const energon_attention_shape *shape,
-                           float *output, float *scratch, energon_isa isa) {
+void energon_attention_rows_f32(int32_t rows, const float *const *queries, float *const *outputs,
+                                const int64_t *firsts, const int64_t *ends, const float *const *key_blocks,
+                                const float *const *value_blocks, const energon_attention_shape *shape,
+                                float *scratch, int normalize, energon_isa isa) {
 #if defined(__x86_64__)
     if (isa >= ENERGON_ISA_AVX512) {
-        attention_avx512(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch);
+        attention_rows_avx512(rows, queries, outputs, firsts, ends, key_blocks, value_blocks, shape, scratch, normalize);
         return;
     }
     if (isa >= ENERGON_ISA_AVX2) {
-        attention_avx2(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch);
+        attention_rows_avx2(rows, queries, outputs, firsts, ends, key_blocks, value_blocks, shape, scratch, normalize);
         return;
     }
 #endif
     (void)isa;
-    attention_portable(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch);
+    attention_rows_portable(rows, queries, outputs, firsts, ends, key_blocks, value_blocks, shape, scratch, normalize);
+}
+
+/// The rows of one KV group's heads for one token: contiguous queries and outputs, one range.
+static void group_attention(const float *q, const float *const *key_blocks, const float *const *value_blocks,
+                            int64_t first_position, int64_t end_position, const energon_attention_shape *shape,
+                            float *output, float *scratch, int normalize, energon_isa isa) {
+    const float *queries[ENERGON_ATTENTION_MAX_ROWS];
+    float *outputs[ENERGON_ATTENTION_MAX_ROWS];
+    int64_t firsts[ENERGON_ATTENTION_MAX_ROWS], ends[ENERGON_ATTENTION_MAX_ROWS];
+    const int32_t rows = shape->group_heads;
+    for (int32_t r = 0; r < rows; r++) {
+        queries[r] = q + (size_t)r * shape->head_dimension;
+        outputs[r] = output + (size_t)r * shape->head_dimension;
+        firsts[r] = first_position;
+        ends[r] = end_position;
+    }
+    energon_attention_rows_f32(rows, queries, outputs, firsts, ends, key_blocks, value_blocks, shape, scratch,
+                               normalize, isa);
+}
+
+void energon_attention_f32(const float *q, const float *const *key_blocks, const float *const *value_blocks,
+                           int64_t first_position, int64_t end_position, const energon_attention_shape *shape,
+                           float *output, float *scratch, energon_isa isa) {
+    group_attention(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, 1, isa);
+}
+
+void energon_attention_partial_f32(const float *q, const float *const *key_blocks, const float *const *value_blocks,
+                                   int64_t first_position, int64_t end_position,
+                                   const energon_attention_shape *shape, float *output, float *maxima, float *sums,
+                                   float *scratch, energon_isa isa) {
+    group_attention(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, 0, isa);
+    const int64_t heads = shape->group_heads;
+    const float *state = scratch + 3 * ENERGON_ATTENTION_CHUNK;  // the body's [maxima, sums]
+    for (int64_t h = 0; h < heads; h++) {
+        maxima[h] = state[h];
+        sums[h] = state[heads + h];
+    }
+}
+
+void energon_attention_merge_f32(const float *partial_outputs, const float *maxima, const float *sums,
+                                 int32_t parts, int32_t heads, int32_t head_dimension, float *output) {
+    for (int32_t h = 0; h < heads; h++) {
+        float maximum = -INFINITY;
+        for (int32_t p = 0; p < parts; p++) {
+            float m = maxima[(size_t)p * heads + h];
+            maximum = m > maximum ? m : maximum;
+        }
+        float *out = output + (size_t)h * head_dimension;
+        for (int32_t d = 0; d < head_dimension; d++) out[d] = 0.0f;
+        if (maximum == -INFINITY) continue;  // no keys at all: zeros, as the single-pass kernel gives
+        float total = 0.0f;
+        for (int32_t p = 0; p < parts; p++) {
+            // Rescale each part to the common maximum; an empty part has weight exp(-inf) = 0.
+            float weight = energon_exp_scalar(maxima[(size_t)p * heads + h] - maximum);
+            if (weight == 0.0f) continue;
+            total += weight * sums[(size_t)p * heads + h];
+            const float *part = partial_outputs + ((size_t)p * heads + h) * head_dimension;
+            for (int32_t d = 0; d < head_dimension; d++) out[d] += weight * part[d];
+        }
+        float inverse = 1.0f / total;
+        for (int32_t d = 0; d < head_dimension; d++) out[d] *= inverse;
+    }
 }

@@ -1,3 +1,4 @@
+import EnergonCheckpoint
 import EnergonTokenizers
 import Testing
 
@@ -43,6 +44,24 @@ import Testing
         }
         streamed += decoder.finish()
         #expect(streamed == tokenizer.decode(ids))
+    }
+
+    /// The committed WordPiece vocabulary converted to a GGUF `bert` vocabulary (16 KB, in Fixtures).
+    @Test func wordPieceGGUFMatchesLlamaTokenize() throws {
+        let fixture = try TokenizerFixture.load("bert-vocab.llama-tokenize.json")
+        guard let path = TokenizerFixture.folder("bert-vocab.gguf") else {
+            throw TokenizerError.unreadableFile(path: "bert-vocab.gguf", reason: "fixture not in the test bundle")
+        }
+        let tokenizer = try TokenizerLoader.load(gguf: GGUFFile(path: path))
+        #expect(tokenizer.algorithm == .wordPiece && tokenizer.addsBOS && tokenizer.addsSEP)
+        for testCase in fixture.cases {
+            #expect(tokenizer.encode(testCase.text, addSpecialTokens: true, parseSpecialTokens: true) == testCase.ids,
+                    "text: \(testCase.text.debugDescription)")
+            if let expected = testCase.ids_no_parse_special {
+                #expect(tokenizer.encode(testCase.text, addSpecialTokens: true, parseSpecialTokens: false) == expected,
+                        "no-parse-special text: \(testCase.text.debugDescription)")
+            }
+        }
     }
 
     @Test func specialTokenMetadataFollowsTheFile() throws {
