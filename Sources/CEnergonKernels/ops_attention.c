@@ -45,6 +45,30 @@ static void accumulate_portable(float *out, const float *weights, const float *c
     for (int64_t j = 0; j < count; j++) axpy_portable(out, weights[j], values[j], dimension);
 }
 
+static void scores_pair_portable(const float *q0, const float *q1, const float *const *keys, int64_t count,
+                                 int64_t dimension, float scale, float *out0, float *out1) {
+    scores_portable(q0, keys, count, dimension, scale, out0);
+    scores_portable(q1, keys, count, dimension, scale, out1);
+}
+static void accumulate_pair_portable(float *out0, float *out1, const float *weights0, const float *weights1,
+                                     const float *const *values, int64_t count, int64_t dimension) {
+    accumulate_portable(out0, weights0, values, count, dimension);
+    accumulate_portable(out1, weights1, values, count, dimension);
+}
+
+static void scores_triple_portable(const float *q0, const float *q1, const float *q2, const float *const *keys,
+                                   int64_t count, int64_t dimension, float scale, float *out0, float *out1,
+                                   float *out2) {
+    scores_pair_portable(q0, q1, keys, count, dimension, scale, out0, out1);
+    scores_portable(q2, keys, count, dimension, scale, out2);
+}
+static void accumulate_triple_portable(float *out0, float *out1, float *out2, const float *weights0,
+                                       const float *weights1, const float *weights2, const float *const *values,
+                                       int64_t count, int64_t dimension) {
+    accumulate_pair_portable(out0, out1, weights0, weights1, values, count, dimension);
+    accumulate_portable(out2, weights2, values, count, dimension);
+}
+
 #define ENERGON_ATTENTION_TARGET
 #define ENERGON_ATTENTION_NAME(name) name##_portable
 #include "ops_attention_body.h"
@@ -187,6 +211,117 @@ ENERGON_AVX512 static inline void accumulate_avx512(float *out, const float *wei
     }
 }
 
+// Eight dot products at once (the low 256 bits of the result), same tree as transpose_sum16.
+ENERGON_AVX512 static inline __m256 transpose_sum8(const __m512 acc[8]) {
+    __m512 pairs[4], quads[2];
+    for (int i = 0; i < 4; i++)
+        pairs[i] = _mm512_add_ps(_mm512_unpacklo_ps(acc[2 * i], acc[2 * i + 1]),
+                                 _mm512_unpackhi_ps(acc[2 * i], acc[2 * i + 1]));
+    for (int i = 0; i < 2; i++) {
+        __m512d low = _mm512_unpacklo_pd(_mm512_castps_pd(pairs[2 * i]), _mm512_castps_pd(pairs[2 * i + 1]));
+        __m512d high = _mm512_unpackhi_pd(_mm512_castps_pd(pairs[2 * i]), _mm512_castps_pd(pairs[2 * i + 1]));
+        quads[i] = _mm512_add_ps(_mm512_castpd_ps(low), _mm512_castpd_ps(high));
+    }
+    __m512 folded = _mm512_add_ps(_mm512_shuffle_f32x4(quads[0], quads[1], 0x88),
+                                  _mm512_shuffle_f32x4(quads[0], quads[1], 0xDD));
+    folded = _mm512_add_ps(_mm512_shuffle_f32x4(folded, folded, 0x88), _mm512_shuffle_f32x4(folded, folded, 0xDD));
+    return _mm512_castps512_ps256(folded);
+}
+
+// Several query rows (heads of one KV group) against the same keys: each key vector loaded
+// feeds `rows` FMAs, so the loads per FMA fall with the row count (one row is load-bound).
+// `rows` is a constant at every call site, so the loops unroll and the accumulators (8 keys x
+// up to 3 rows = 24 registers) stay in registers.
+ENERGON_AVX512 static inline __attribute__((always_inline)) void scores_rows_avx512(
+    int rows, const float *const q[3], const float *const *keys, int64_t count, int64_t dimension, float scale,
+    float *const out[3]) {
+    __m256 factor = _mm256_set1_ps(scale);
+    int64_t j = 0;
+    for (; j + 8 <= count; j += 8) {
+        __m512 acc[3][8];
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < 8; k++) acc[r][k] = _mm512_setzero_ps();
+        if ((dimension & 15) == 0) {
+            for (int64_t d = 0; d < dimension; d += 16) {
+                __m512 query[3];
+                for (int r = 0; r < rows; r++) query[r] = _mm512_loadu_ps(q[r] + d);
+                for (int k = 0; k < 8; k++) {
+                    __m512 key = _mm512_loadu_ps(keys[j + k] + d);
+                    for (int r = 0; r < rows; r++) acc[r][k] = _mm512_fmadd_ps(query[r], key, acc[r][k]);
+                }
+            }
+        } else {
+            for (int64_t d = 0; d < dimension; d += 16) {
+                __mmask16 mask = energon_tail_mask16((size_t)(dimension - d));
+                __m512 query[3];
+                for (int r = 0; r < rows; r++) query[r] = _mm512_maskz_loadu_ps(mask, q[r] + d);
+                for (int k = 0; k < 8; k++) {
+                    __m512 key = _mm512_maskz_loadu_ps(mask, keys[j + k] + d);
+                    for (int r = 0; r < rows; r++) acc[r][k] = _mm512_fmadd_ps(query[r], key, acc[r][k]);
+                }
+            }
+        }
+        for (int r = 0; r < rows; r++) _mm256_storeu_ps(out[r] + j, _mm256_mul_ps(transpose_sum8(acc[r]), factor));
+    }
+    for (; j < count; j++)
+        for (int r = 0; r < rows; r++) out[r][j] = dot_avx512(q[r], keys[j], dimension) * scale;
+}
+
+// Several output rows from the same values: each value vector loaded feeds `rows` FMAs.
+ENERGON_AVX512 static inline __attribute__((always_inline)) void accumulate_rows_avx512(
+    int rows, float *const out[3], const float *const weights[3], const float *const *values, int64_t count,
+    int64_t dimension) {
+    for (int64_t d = 0; d < dimension; d += 64) {
+        __mmask16 mask[4];
+        __m512 acc[3][4];
+        for (int part = 0; part < 4; part++) {
+            int64_t start = d + 16 * part;
+            mask[part] = start < dimension ? energon_tail_mask16((size_t)(dimension - start)) : 0;
+            for (int r = 0; r < rows; r++) acc[r][part] = _mm512_maskz_loadu_ps(mask[part], out[r] + start);
+        }
+        for (int64_t j = 0; j < count; j++) {
+            __m512 weight[3];
+            for (int r = 0; r < rows; r++) weight[r] = _mm512_set1_ps(weights[r][j]);
+            const float *value = values[j] + d;
+            for (int part = 0; part < 4; part++) {
+                __m512 v = _mm512_maskz_loadu_ps(mask[part], value + 16 * part);
+                for (int r = 0; r < rows; r++) acc[r][part] = _mm512_fmadd_ps(weight[r], v, acc[r][part]);
+            }
+        }
+        for (int part = 0; part < 4; part++)
+            for (int r = 0; r < rows; r++) _mm512_mask_storeu_ps(out[r] + d + 16 * part, mask[part], acc[r][part]);
+    }
+}
+
+ENERGON_AVX512 static void scores_pair_avx512(const float *q0, const float *q1, const float *const *keys,
+                                              int64_t count, int64_t dimension, float scale, float *out0,
+                                              float *out1) {
+    const float *q[3] = {q0, q1, q1};
+    float *out[3] = {out0, out1, out1};
+    scores_rows_avx512(2, q, keys, count, dimension, scale, out);
+}
+ENERGON_AVX512 static void scores_triple_avx512(const float *q0, const float *q1, const float *q2,
+                                                const float *const *keys, int64_t count, int64_t dimension,
+                                                float scale, float *out0, float *out1, float *out2) {
+    const float *q[3] = {q0, q1, q2};
+    float *out[3] = {out0, out1, out2};
+    scores_rows_avx512(3, q, keys, count, dimension, scale, out);
+}
+ENERGON_AVX512 static void accumulate_pair_avx512(float *out0, float *out1, const float *weights0,
+                                                  const float *weights1, const float *const *values, int64_t count,
+                                                  int64_t dimension) {
+    float *out[3] = {out0, out1, out1};
+    const float *weights[3] = {weights0, weights1, weights1};
+    accumulate_rows_avx512(2, out, weights, values, count, dimension);
+}
+ENERGON_AVX512 static void accumulate_triple_avx512(float *out0, float *out1, float *out2, const float *weights0,
+                                                    const float *weights1, const float *weights2,
+                                                    const float *const *values, int64_t count, int64_t dimension) {
+    float *out[3] = {out0, out1, out2};
+    const float *weights[3] = {weights0, weights1, weights2};
+    accumulate_rows_avx512(3, out, weights, values, count, dimension);
+}
+
 #define ENERGON_ATTENTION_TARGET ENERGON_AVX512
 #define ENERGON_ATTENTION_NAME(name) name##_avx512
 #include "ops_attention_body.h"
@@ -253,13 +388,60 @@ ENERGON_AVX2 static inline void softcap_avx2(float *x, int64_t count, float cap)
     }
 }
 
+// Eight dot products at once: lane k of the result is the sum of the 8 lanes of acc[k].
+ENERGON_AVX2 static inline __m256 transpose_sum8_avx2(const __m256 acc[8]) {
+    __m256 t0 = _mm256_hadd_ps(acc[0], acc[1]), t1 = _mm256_hadd_ps(acc[2], acc[3]);
+    __m256 t2 = _mm256_hadd_ps(acc[4], acc[5]), t3 = _mm256_hadd_ps(acc[6], acc[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);  // per 128-bit half: keys 0-3 / 4-7
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
 ENERGON_AVX2 static inline void scores_avx2(const float *q, const float *const *keys, int64_t count,
                                             int64_t dimension, float scale, float *out) {
-    for (int64_t j = 0; j < count; j++) out[j] = dot_avx2(q, keys[j], dimension) * scale;
+    __m256 factor = _mm256_set1_ps(scale);
+    int64_t j = 0;
+    for (; j + 8 <= count; j += 8) {
+        __m256 acc[8];
+        for (int k = 0; k < 8; k++) acc[k] = _mm256_setzero_ps();
+        for (int64_t d = 0; d < dimension; d += 8) {
+            __m256i mask = energon_tail_mask8((size_t)(dimension - d));
+            __m256 query = _mm256_maskload_ps(q + d, mask);
+            for (int k = 0; k < 8; k++)
+                acc[k] = _mm256_fmadd_ps(query, _mm256_maskload_ps(keys[j + k] + d, mask), acc[k]);
+        }
+        _mm256_storeu_ps(out + j, _mm256_mul_ps(transpose_sum8_avx2(acc), factor));
+    }
+    for (; j < count; j++) out[j] = dot_avx2(q, keys[j], dimension) * scale;
 }
 ENERGON_AVX2 static inline void accumulate_avx2(float *out, const float *weights, const float *const *values,
                                                 int64_t count, int64_t dimension) {
     for (int64_t j = 0; j < count; j++) axpy_avx2(out, weights[j], values[j], dimension);
+}
+
+ENERGON_AVX2 static inline void scores_pair_avx2(const float *q0, const float *q1, const float *const *keys,
+                                                 int64_t count, int64_t dimension, float scale, float *out0,
+                                                 float *out1) {
+    scores_avx2(q0, keys, count, dimension, scale, out0);
+    scores_avx2(q1, keys, count, dimension, scale, out1);
+}
+ENERGON_AVX2 static inline void accumulate_pair_avx2(float *out0, float *out1, const float *weights0,
+                                                     const float *weights1, const float *const *values,
+                                                     int64_t count, int64_t dimension) {
+    accumulate_avx2(out0, weights0, values, count, dimension);
+    accumulate_avx2(out1, weights1, values, count, dimension);
+}
+
+ENERGON_AVX2 static inline void scores_triple_avx2(const float *q0, const float *q1, const float *q2, const float *const *keys,
+                                   int64_t count, int64_t dimension, float scale, float *out0, float *out1,
+                                   float *out2) {
+    scores_pair_avx2(q0, q1, keys, count, dimension, scale, out0, out1);
+    scores_avx2(q2, keys, count, dimension, scale, out2);
+}
+ENERGON_AVX2 static inline void accumulate_triple_avx2(float *out0, float *out1, float *out2, const float *weights0,
+                                       const float *weights1, const float *weights2, const float *const *values,
+                                       int64_t count, int64_t dimension) {
+    accumulate_pair_avx2(out0, out1, weights0, weights1, values, count, dimension);
+    accumulate_avx2(out2, weights2, values, count, dimension);
 }
 
 #define ENERGON_ATTENTION_TARGET ENERGON_AVX2
@@ -269,19 +451,63 @@ ENERGON_AVX2 static inline void accumulate_avx2(float *out, const float *weights
 #undef ENERGON_ATTENTION_NAME
 #endif
 
-void energon_attention_f32(const float *q, const float *const *key_blocks, const float *const *value_blocks,
-                           int64_t first_position, int64_t end_position, const energon_attention_shape *shape,
-                           float *output, float *scratch, energon_isa isa) {
+static void attention_dispatch(const float *q, const float *const *key_blocks, const float *const *value_blocks,
+                               int64_t first_position, int64_t end_position, const energon_attention_shape *shape,
+                               float *output, float *scratch, int normalize, energon_isa isa) {
 #if defined(__x86_64__)
     if (isa >= ENERGON_ISA_AVX512) {
-        attention_avx512(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch);
+        attention_avx512(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, normalize);
         return;
     }
     if (isa >= ENERGON_ISA_AVX2) {
-        attention_avx2(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch);
+        attention_avx2(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, normalize);
         return;
     }
 #endif
     (void)isa;
-    attention_portable(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch);
+    attention_portable(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, normalize);
+}
+
+void energon_attention_f32(const float *q, const float *const *key_blocks, const float *const *value_blocks,
+                           int64_t first_position, int64_t end_position, const energon_attention_shape *shape,
+                           float *output, float *scratch, energon_isa isa) {
+    attention_dispatch(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, 1, isa);
+}
+
+void energon_attention_partial_f32(const float *q, const float *const *key_blocks, const float *const *value_blocks,
+                                   int64_t first_position, int64_t end_position,
+                                   const energon_attention_shape *shape, float *output, float *maxima, float *sums,
+                                   float *scratch, energon_isa isa) {
+    attention_dispatch(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, 0, isa);
+    const int64_t heads = shape->group_heads;
+    const float *state = scratch + heads * ENERGON_ATTENTION_CHUNK;  // the body's [maxima, sums]
+    for (int64_t h = 0; h < heads; h++) {
+        maxima[h] = state[h];
+        sums[h] = state[heads + h];
+    }
+}
+
+void energon_attention_merge_f32(const float *partial_outputs, const float *maxima, const float *sums,
+                                 int32_t parts, int32_t heads, int32_t head_dimension, float *output) {
+    for (int32_t h = 0; h < heads; h++) {
+        float maximum = -INFINITY;
+        for (int32_t p = 0; p < parts; p++) {
+            float m = maxima[(size_t)p * heads + h];
+            maximum = m > maximum ? m : maximum;
+        }
+        float *out = output + (size_t)h * head_dimension;
+        for (int32_t d = 0; d < head_dimension; d++) out[d] = 0.0f;
+        if (maximum == -INFINITY) continue;  // no keys at all: zeros, as the single-pass kernel gives
+        float total = 0.0f;
+        for (int32_t p = 0; p < parts; p++) {
+            // Rescale each part to the common maximum; an empty part has weight exp(-inf) = 0.
+            float weight = energon_exp_scalar(maxima[(size_t)p * heads + h] - maximum);
+            if (weight == 0.0f) continue;
+            total += weight * sums[(size_t)p * heads + h];
+            const float *part = partial_outputs + ((size_t)p * heads + h) * head_dimension;
+            for (int32_t d = 0; d < head_dimension; d++) out[d] += weight * part[d];
+        }
+        float inverse = 1.0f / total;
+        for (int32_t d = 0; d < head_dimension; d++) out[d] *= inverse;
+    }
 }

@@ -3,6 +3,7 @@
 // suffix) defined, and the level's helpers available under those suffixed names:
 //   scores(q, key_rows, count, dimension, scale, out)        out[j] = scale * q . key_rows[j]
 //   accumulate(out, weights, value_rows, count, dimension)   out += sum_j weights[j] * value_rows[j]
+//   scores_pair / accumulate_pair, scores_triple / accumulate_triple: the same for 2 or 3 heads
 //   scale(y, a, count), row_max(x, count), exp_sum(x, count, shift), softcap(x, count, cap)
 //
 // Flash-attention style online softmax: keys are visited in chunks of ENERGON_ATTENTION_CHUNK.
@@ -14,7 +15,7 @@
 
 ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_NAME(attention)(
     const float *q, const float *const *key_blocks, const float *const *value_blocks, int64_t first_position,
-    int64_t end_position, const energon_attention_shape *shape, float *output, float *scratch) {
+    int64_t end_position, const energon_attention_shape *shape, float *output, float *scratch, int normalize) {
     const int64_t dimension = shape->head_dimension;
     const int64_t heads = shape->group_heads;
     const int64_t block_size = shape->block_size;
@@ -42,22 +43,51 @@ ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_NAME(attention)(
                 block++;
             }
         }
-        for (int64_t h = 0; h < heads; h++) {
+        // Heads two or three at a time (they share every key/value load): groups of 3 take one
+        // triple, larger groups pairs, with a triple for an odd remainder.
+        for (int64_t h = 0; h < heads;) {
+            const int64_t remaining = heads - h;
+            const int64_t rows = remaining == 3 ? 3 : (remaining >= 2 ? 2 : 1);
             float *weights = scores + h * ENERGON_ATTENTION_CHUNK;
-            ENERGON_ATTENTION_NAME(scores)(q + h * dimension, key_rows, chunk, dimension, shape->scale, weights);
-            if (shape->softcap > 0.0f) ENERGON_ATTENTION_NAME(softcap)(weights, chunk, shape->softcap);
-            float chunk_max = ENERGON_ATTENTION_NAME(row_max)(weights, chunk);
-            float new_max = chunk_max > maxima[h] ? chunk_max : maxima[h];
-            // exp(-inf) is 0 on the first chunk, which also clears the (zero) accumulator.
-            float correction = energon_exp_scalar(maxima[h] - new_max);
-            float chunk_sum = ENERGON_ATTENTION_NAME(exp_sum)(weights, chunk, new_max);
-            sums[h] = sums[h] * correction + chunk_sum;
+            const float *query = q + h * dimension;
+            if (rows == 3)
+                ENERGON_ATTENTION_NAME(scores_triple)(query, query + dimension, query + 2 * dimension, key_rows, chunk,
+                                                      dimension, shape->scale, weights,
+                                                      weights + ENERGON_ATTENTION_CHUNK,
+                                                      weights + 2 * ENERGON_ATTENTION_CHUNK);
+            else if (rows == 2)
+                ENERGON_ATTENTION_NAME(scores_pair)(query, query + dimension, key_rows, chunk, dimension, shape->scale,
+                                                    weights, weights + ENERGON_ATTENTION_CHUNK);
+            else
+                ENERGON_ATTENTION_NAME(scores)(query, key_rows, chunk, dimension, shape->scale, weights);
+            for (int64_t r = h; r < h + rows; r++) {
+                float *row_weights = scores + r * ENERGON_ATTENTION_CHUNK;
+                if (shape->softcap > 0.0f) ENERGON_ATTENTION_NAME(softcap)(row_weights, chunk, shape->softcap);
+                float chunk_max = ENERGON_ATTENTION_NAME(row_max)(row_weights, chunk);
+                float new_max = chunk_max > maxima[r] ? chunk_max : maxima[r];
+                // exp(-inf) is 0 on the first chunk, which also clears the (zero) accumulator.
+                float correction = energon_exp_scalar(maxima[r] - new_max);
+                float chunk_sum = ENERGON_ATTENTION_NAME(exp_sum)(row_weights, chunk, new_max);
+                sums[r] = sums[r] * correction + chunk_sum;
+                if (correction != 1.0f) ENERGON_ATTENTION_NAME(scale)(output + r * dimension, correction, dimension);
+                maxima[r] = new_max;
+            }
             float *out = output + h * dimension;
-            if (correction != 1.0f) ENERGON_ATTENTION_NAME(scale)(out, correction, dimension);
-            maxima[h] = new_max;
-            ENERGON_ATTENTION_NAME(accumulate)(out, weights, value_rows, chunk, dimension);
+            if (rows == 3)
+                ENERGON_ATTENTION_NAME(accumulate_triple)(out, out + dimension, out + 2 * dimension, weights,
+                                                          weights + ENERGON_ATTENTION_CHUNK,
+                                                          weights + 2 * ENERGON_ATTENTION_CHUNK, value_rows, chunk,
+                                                          dimension);
+            else if (rows == 2)
+                ENERGON_ATTENTION_NAME(accumulate_pair)(out, out + dimension, weights, weights + ENERGON_ATTENTION_CHUNK,
+                                                        value_rows, chunk, dimension);
+            else
+                ENERGON_ATTENTION_NAME(accumulate)(out, weights, value_rows, chunk, dimension);
+            h += rows;
         }
     }
+    // A partial call (split-K) leaves the output unnormalised; its state stays in maxima/sums.
+    if (!normalize) return;
     for (int64_t h = 0; h < heads; h++) {
         if (sums[h] > 0.0f) ENERGON_ATTENTION_NAME(scale)(output + h * dimension, 1.0f / sums[h], dimension);
     }

@@ -58,3 +58,26 @@ enum ByteLevelAlphabet {
         return output
     }
 }
+
+extension String {
+    /// Replaces every occurrence of `target` by `replacement`, matching UTF-8 bytes (not
+    /// `Character`s: `"▁\u{200D}"` is one grapheme but holds a `▁` that must be replaced).
+    func replacingBytes(_ target: String, with replacement: String) -> String {
+        let source = Array(utf8), pattern = Array(target.utf8), substitute = Array(replacement.utf8)
+        guard !pattern.isEmpty, source.count >= pattern.count else { return self }
+        var output: [UInt8] = []
+        output.reserveCapacity(source.count)
+        var index = 0
+        while index < source.count {
+            if source[index] == pattern[0], index + pattern.count <= source.count,
+               source[index..<index + pattern.count].elementsEqual(pattern) {
+                output += substitute
+                index += pattern.count
+            } else {
+                output.append(source[index])
+                index += 1
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}

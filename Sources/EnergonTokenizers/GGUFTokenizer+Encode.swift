@@ -1,6 +1,7 @@
 import Foundation
 
 extension GGUFTokenizer {
+    /// Encodes text into token ids (see `Tokenizer.encode(_:addSpecialTokens:parseSpecialTokens:)`).
     public func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int32] {
         var utf8 = Array(text.utf8)
         return utf8.withUnsafeMutableBufferPointer { mutableBytes in

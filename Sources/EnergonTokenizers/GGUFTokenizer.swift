@@ -30,7 +30,9 @@ public struct GGUFTokenizer: Tokenizer {
     /// SentencePiece: prefix a space to text at the start and after every special token.
     let addSpacePrefix: Bool
 
+    /// The beginning-of-sequence token, if the model has one.
     public let bosTokenID: Int32?
+    /// The tokens that end generation (EOS, end-of-turn, ...).
     public let eosTokenIDs: Set<Int32>
     /// The EOS token proper (`tokenizer.ggml.eos_token_id`), appended when `addsEOS`.
     public let eosTokenID: Int32?
@@ -38,12 +40,16 @@ public struct GGUFTokenizer: Tokenizer {
     public let unknownTokenID: Int32?
     /// The separator token appended by WordPiece vocabularies when `addsSEP`.
     public let separatorTokenID: Int32?
+    /// Whether encoding with special tokens starts with the BOS token.
     public let addsBOS: Bool
+    /// Whether encoding with special tokens ends with the EOS token.
     public let addsEOS: Bool
     /// Whether WordPiece encoding appends the separator token.
     public let addsSEP: Bool
 
+    /// Number of token ids.
     public var vocabularySize: Int { texts.count }
+    /// Whether decoding drops one leading space of the first token (added at encoding).
     public var stripsLeadingSpaceOnDecode: Bool { addSpacePrefix }
 
     /// Builds a tokenizer from GGUF tokenizer metadata.
@@ -241,7 +247,7 @@ public struct GGUFTokenizer: Tokenizer {
                 }
                 return bytes
             case .sentencePiece, .wordPiece:
-                return Array(text.replacing("\u{2581}", with: " ").utf8)
+                return Array(text.replacingBytes("\u{2581}", with: " ").utf8)
             }
         case .byte:
             let utf8 = Array(text.utf8)
@@ -254,14 +260,17 @@ public struct GGUFTokenizer: Tokenizer {
         }
     }
 
+    /// The vocabulary entry of a token as the file stores it, or nil outside the vocabulary.
     public func tokenText(_ id: Int32) -> String? {
         id >= 0 && Int(id) < texts.count ? texts[Int(id)] : nil
     }
 
+    /// The bytes a token contributes to decoded text, or nil outside the vocabulary.
     public func tokenBytes(_ id: Int32) -> [UInt8]? {
         id >= 0 && Int(id) < pieces.count ? pieces[Int(id)] : nil
     }
 
+    /// The id of a vocabulary entry given as the file stores it, or nil.
     public func tokenID(_ text: String) -> Int32? {
         textTable.lookup(text.utf8)
     }
@@ -271,6 +280,7 @@ public struct GGUFTokenizer: Tokenizer {
         id >= 0 && Int(id) < kinds.count ? kinds[Int(id)] : nil
     }
 
+    /// Decodes ids into text; invalid UTF-8 becomes U+FFFD, unknown ids are skipped.
     public func decode(_ ids: [Int32]) -> String {
         String(decoding: decodeBytes(ids), as: UTF8.self)
     }

@@ -54,7 +54,7 @@ enum HFNormalizer: Sendable {
             if right { while let last = scalars.last, last.properties.isWhitespace { scalars.removeLast() } }
             return String(String.UnicodeScalarView(scalars))
         case .prepend(let prefix): return text.isEmpty ? text : prefix + text
-        case .replace(let pattern, let content): return text.replacing(pattern, with: content)
+        case .replace(let pattern, let content): return text.replacingBytes(pattern, with: content)
         case .bert(let cleanText, let chineseCharacters, let stripAccents, let lowercase):
             var scalars = String.UnicodeScalarView()
             for scalar in text.unicodeScalars {

@@ -1,4 +1,5 @@
 extension HuggingFaceTokenizer {
+    /// Encodes text into token ids (see `Tokenizer.encode(_:addSpecialTokens:parseSpecialTokens:)`).
     public func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int32] {
         let utf8 = Array(text.utf8)
         var output: [Int32] = []

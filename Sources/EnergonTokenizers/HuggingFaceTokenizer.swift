@@ -34,11 +34,17 @@ public struct HuggingFaceTokenizer: Tokenizer {
     let templateSuffix: [Int32]
     let leadingSpaceStrip: Bool
 
+    /// The beginning-of-sequence token, if the model has one.
     public let bosTokenID: Int32?
+    /// The tokens that end generation (EOS, end-of-turn, ...).
     public let eosTokenIDs: Set<Int32>
+    /// Whether encoding with special tokens starts with the BOS token (the post-processor template's prefix has it).
     public var addsBOS: Bool { bosTokenID.map { templatePrefix.contains($0) } ?? false }
+    /// Whether encoding with special tokens ends with an EOS token (the template's suffix has one).
     public var addsEOS: Bool { templateSuffix.contains { eosTokenIDs.contains($0) } }
+    /// Number of token ids.
     public var vocabularySize: Int { texts.count }
+    /// Whether decoding drops one leading space of the first token (added at encoding).
     public var stripsLeadingSpaceOnDecode: Bool { leadingSpaceStrip }
 
     /// Reads `tokenizer.json` (and, if present, `tokenizer_config.json` for the BOS/EOS names) from a folder.
@@ -166,15 +172,15 @@ public struct HuggingFaceTokenizer: Tokenizer {
                 pieces.append(isAdded ? Array(text.utf8) : ByteLevelAlphabet.decode(text) ?? Array(text.utf8))
             case .wordPiece(let continuation):
                 if isAdded { pieces.append(Array((" " + text).utf8)) }
-                else if text.hasPrefix(continuation) { pieces.append(Array(text.dropFirst(continuation.count).utf8)) }
+                else if text.utf8.starts(with: continuation.utf8) { pieces.append(Array(text.utf8.dropFirst(continuation.utf8.count))) }
                 else { pieces.append(Array((" " + text).utf8)) }
             case .metaspace(let marker):
                 let utf8 = Array(text.utf8)
-                if !isAdded, utf8.count == 6, text.hasPrefix("<0x"), text.hasSuffix(">"),
+                if !isAdded, utf8.count == 6, utf8.starts(with: Array("<0x".utf8)), utf8.last == UInt8(ascii: ">"),
                    let byte = UInt8(String(decoding: utf8[3..<5], as: UTF8.self), radix: 16) {
                     pieces.append([byte])
                 } else {
-                    pieces.append(Array(text.replacing(marker, with: " ").utf8))
+                    pieces.append(Array(text.replacingBytes(marker, with: " ").utf8))
                 }
             case .plain:
                 pieces.append(Array(text.utf8))
@@ -272,8 +278,12 @@ public struct HuggingFaceTokenizer: Tokenizer {
         }
     }
 
+    /// The vocabulary entry of a token as the file stores it, or nil outside the vocabulary.
     public func tokenText(_ id: Int32) -> String? { id >= 0 && Int(id) < texts.count ? texts[Int(id)] : nil }
+    /// The bytes a token contributes to decoded text, or nil outside the vocabulary.
     public func tokenBytes(_ id: Int32) -> [UInt8]? { id >= 0 && Int(id) < pieces.count ? pieces[Int(id)] : nil }
+    /// The id of a vocabulary entry given as the file stores it, or nil.
     public func tokenID(_ text: String) -> Int32? { textTable.lookup(text.utf8) }
+    /// Decodes ids into text; invalid UTF-8 becomes U+FFFD, unknown ids are skipped.
     public func decode(_ ids: [Int32]) -> String { String(decoding: decodeBytes(ids), as: UTF8.self) }
 }

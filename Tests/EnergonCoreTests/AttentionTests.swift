@@ -109,7 +109,7 @@ struct AttentionTestSequence {
     }
 
     static let headShapes: [(heads: Int, kvHeads: Int, headDimension: Int)] = [
-        (8, 2, 64), (4, 1, 80), (4, 4, 33), (3, 1, 256), (9, 3, 64),
+        (8, 2, 64), (4, 1, 80), (4, 4, 33), (3, 1, 256), (9, 3, 64), (7, 1, 32), (10, 2, 48),
     ]
 
     @Test(arguments: ISA.available, headShapes)
@@ -196,6 +196,51 @@ struct AttentionTestSequence {
         }
         // Each (token, KV head) item is computed the same way whichever thread takes it.
         #expect(outputs[0] == outputs[1])
+    }
+
+    /// A decode step with fewer (token, KV head) items than threads splits each key range over
+    /// the threads and merges the parts; it must agree with the reference and the one-thread run.
+    @Test(arguments: ISA.available)
+    func splitKeyRangesMatchSinglePass(isa: ISA) {
+        var random = OpsTestRandom()
+        for (window, softcap) in [(Int?.none, Float?.none), (1000, 30), (Int?.none, 5)] {
+            let configuration = AttentionConfiguration(heads: 4, kvHeads: 1, headDimension: 64, scale: 0.125,
+                                                       slidingWindow: window, logitSoftcap: softcap)
+            // Two decode sequences and 2 items < 5 threads: each item splits in two.
+            let sequences = [(3000, 1), (1500, 1)].map { start, tokens in
+                makeSequence(startPosition: start, tokens: tokens, configuration: configuration, magnitude: 2,
+                             random: &random)
+            }
+            let expected = reference(sequences, configuration: configuration)
+            let single = run(sequences, configuration: configuration, blockSize: 16, threads: 1, isa: isa, random: &random)
+            for threads in [2, 3, 5] {
+                let split = run(sequences, configuration: configuration, blockSize: 16, threads: threads, isa: isa,
+                                random: &random)
+                let error = opsWorstError(split, expected, absolute: 2e-6, relative: 1e-5)
+                #expect(error <= 1, "split \(isa) threads \(threads) window \(String(describing: window)) \(error) seed \(random.seed)")
+                #expect(opsWorstError(split, single, absolute: 1e-6, relative: 1e-5) <= 1)
+            }
+        }
+    }
+
+    /// Encoder (non-causal) attention: every query sees its whole sequence, including later keys.
+    @Test(arguments: ISA.available)
+    func nonCausalSeesTheWholeSequence(isa: ISA) {
+        var random = OpsTestRandom()
+        let configuration = AttentionConfiguration(heads: 6, kvHeads: 6, headDimension: 64, scale: 0.125, causal: false)
+        let sequences = [(0, 37), (0, 5), (0, 1), (0, 80)].map { start, tokens in
+            makeSequence(startPosition: start, tokens: tokens, configuration: configuration, magnitude: 2, random: &random)
+        }
+        let expected = reference(sequences, configuration: configuration)
+        for threads in [1, 3] {
+            let output = run(sequences, configuration: configuration, blockSize: 16, threads: threads, isa: isa,
+                             random: &random)
+            let error = opsWorstError(output, expected, absolute: 2e-6, relative: 1e-5)
+            #expect(error <= 1, "non-causal \(isa) threads \(threads) \(error) seed \(random.seed)")
+        }
+        var causal = configuration
+        causal.causal = true
+        #expect(opsWorstError(reference(sequences, configuration: causal), expected, absolute: 1e-3, relative: 0) > 1)
     }
 
     @Test func levelsAgreeClosely() {

@@ -96,7 +96,7 @@ public enum ReferenceOps {
         return output
     }
 
-    /// Plain causal attention of one sequence over a dense cache.
+    /// Plain attention of one sequence over a dense cache (causal unless the configuration says not).
     /// - Parameters:
     ///   - queries: `[tokens, heads * headDimension]` at positions `startPosition ..< startPosition + tokens`.
     ///   - keys: `[positions, kvHeads * headDimension]`, at least `startPosition + tokens` rows.
@@ -109,12 +109,14 @@ public enum ReferenceOps {
         var output = [Float](repeating: 0, count: tokens * heads * dimension)
         for token in 0..<tokens {
             let position = startPosition + token
-            let first = configuration.slidingWindow.map { max(0, position - $0 + 1) } ?? 0
+            // Causal: keys first...position; otherwise every key of the sequence.
+            let first = configuration.causal ? (configuration.slidingWindow.map { max(0, position - $0 + 1) } ?? 0) : 0
+            let last = configuration.causal ? position : startPosition + tokens - 1
             for head in 0..<heads {
                 let kvHead = head / groupSize
                 let query = (token * heads + head) * dimension
                 var scores = [Double]()
-                for key in first...position {
+                for key in first...last {
                     var dot = 0.0
                     for index in 0..<dimension {
                         dot += Double(queries[query + index]) * Double(keys[(key * kvHeads + kvHead) * dimension + index])
