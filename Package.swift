@@ -49,6 +49,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "EnergonTokenizersTests", dependencies: ["EnergonTokenizers", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "EnergonModelsTests", dependencies: ["EnergonModels", "EnergonEngine", "EnergonTestSupport"]),
+        .testTarget(name: "EnergonModelsTests", dependencies: ["EnergonModels", "EnergonEngine", "EnergonTestSupport"],
+                    resources: [.copy("Fixtures")]),
     ]
 )

@@ -6,6 +6,13 @@ The expected bytes and floats come from the `gguf` Python package (`gguf.quants.
 against an implementation it shares no code with. Q8_1 and Q8_K have no gguf-py decoder; their
 expected floats are `d * q` computed here with numpy from ggml's block definitions.
 
+gguf-py has no K-quant encoders, so the quantize-Q2_K ... quantize-Q6_K fixtures come from ggml
+itself: with GGML_BASE_LIB=/path/to/libggml-base.a (any llama.cpp build; ggml's reference
+quantizers live in ggml-base and are compiled without FMA, so every build gives the same bytes)
+the script compiles a tiny C driver against it and records `quantize_row_q*_K_ref`'s output.
+Without GGML_BASE_LIB those fixtures are left as they are. The committed ones were made with the
+ggml vendored in llama-cpp-python 0.3.36 (llama.cpp 0c1e570, ggml 0.25.3).
+
 Files (all little-endian, no headers):
   quantize-<TYPE>.f32    float32 inputs
   quantize-<TYPE>.bin    gguf.quants.quantize(inputs, TYPE) bytes
@@ -16,7 +23,10 @@ Run: python3 scripts/make_quant_fixtures.py   (needs numpy and gguf; determinist
 """
 from __future__ import annotations
 
+import os
 import pathlib
+import subprocess
+import tempfile
 
 import numpy as np
 from gguf import GGMLQuantizationType as T
@@ -127,6 +137,67 @@ def decode_plain_q8(qtype: T, data: np.ndarray) -> np.ndarray:
     return (d * q).astype(np.float32).reshape(-1)
 
 
+def k_block_inputs(blocks: int) -> np.ndarray:
+    """256-value super-blocks for the K-quant encoders' corner cases and ordinary data."""
+    rows = [np.zeros(256, np.float32), np.full(256, 1.5, np.float32)]
+    row = RNG.normal(size=256)
+    row[np.arange(256) // 32 == 3] = 0                                         # one zero sub-block
+    rows.append(row.astype(np.float32))
+    rows.append(RNG.uniform(0.1, 3.0, size=256).astype(np.float32))            # all positive
+    rows.append((RNG.normal(size=256) * 0.02 + 0.05).astype(np.float32))       # offset, small scale
+    rows.append((RNG.standard_t(2, size=256) * 3).astype(np.float32))          # heavy tails
+    rows.append(((np.arange(256) % 9) - 4).astype(np.float32) * 0.25)          # integer grid
+    while len(rows) < blocks:
+        rows.append((RNG.normal(size=256) * 10.0 ** RNG.uniform(-3, 2)).astype(np.float32))
+    return np.concatenate(rows[:blocks])
+
+
+GGML_DRIVER = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+void quantize_row_q2_K_ref(const float *x, void *y, int64_t k);
+void quantize_row_q3_K_ref(const float *x, void *y, int64_t k);
+void quantize_row_q4_K_ref(const float *x, void *y, int64_t k);
+void quantize_row_q5_K_ref(const float *x, void *y, int64_t k);
+void quantize_row_q6_K_ref(const float *x, void *y, int64_t k);
+/* usage: driver TYPE COUNT < floats > bytes */
+int main(int argc, char **argv) {
+    int64_t n = atoll(argv[2]);
+    float *x = malloc(n * 4);
+    unsigned char *y = calloc(n, 2);
+    if (fread(x, 4, n, stdin) != (size_t)n) return 2;
+    size_t bytes;
+    if (!strcmp(argv[1], "Q2_K")) { quantize_row_q2_K_ref(x, y, n); bytes = n / 256 * 84; }
+    else if (!strcmp(argv[1], "Q3_K")) { quantize_row_q3_K_ref(x, y, n); bytes = n / 256 * 110; }
+    else if (!strcmp(argv[1], "Q4_K")) { quantize_row_q4_K_ref(x, y, n); bytes = n / 256 * 144; }
+    else if (!strcmp(argv[1], "Q5_K")) { quantize_row_q5_K_ref(x, y, n); bytes = n / 256 * 176; }
+    else if (!strcmp(argv[1], "Q6_K")) { quantize_row_q6_K_ref(x, y, n); bytes = n / 256 * 210; }
+    else return 3;
+    fwrite(y, 1, bytes, stdout);
+    return 0;
+}
+"""
+
+
+def ggml_k_fixtures(library: str) -> None:
+    """quantize-<K type> fixtures from ggml's own reference encoders."""
+    with tempfile.TemporaryDirectory() as folder:
+        source = pathlib.Path(folder) / "driver.c"
+        source.write_text(GGML_DRIVER)
+        driver = pathlib.Path(folder) / "driver"
+        subprocess.run(["cc", "-O2", "-c", str(source), "-o", str(source.with_suffix(".o"))], check=True)
+        subprocess.run(["c++", str(source.with_suffix(".o")), library, "-lm", "-lpthread", "-fopenmp",
+                        "-o", str(driver)], check=True)
+        for qtype in [T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K]:
+            inputs = k_block_inputs(8)
+            result = subprocess.run([str(driver), qtype.name, str(inputs.size)], input=inputs.tobytes(),
+                                    capture_output=True, check=True)
+            write(f"quantize-{qtype.name}.f32", inputs)
+            (OUTPUT / f"quantize-{qtype.name}.bin").write_bytes(result.stdout)
+
+
 def write(name: str, array: np.ndarray) -> None:
     (OUTPUT / name).write_bytes(np.ascontiguousarray(array).tobytes())
 
@@ -165,6 +236,12 @@ def main() -> None:
             decoded = dequantize(data.reshape(1, -1), qtype).reshape(-1)
         write(f"dequantize-{qtype.name}.bin", data)
         write(f"dequantize-{qtype.name}.f32", decoded.astype(np.float32))
+
+    library = os.environ.get("GGML_BASE_LIB")
+    if library:
+        ggml_k_fixtures(library)
+    else:
+        print("GGML_BASE_LIB not set: keeping the existing quantize-Q*_K fixtures")
 
     total = sum(path.stat().st_size for path in OUTPUT.iterdir())
     print(f"wrote {len(list(OUTPUT.iterdir()))} files, {total} bytes, to {OUTPUT}")

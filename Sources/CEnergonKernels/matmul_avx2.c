@@ -46,6 +46,7 @@ MM_AVX2 void mm_quantize_rows_avx2(const float *input, size_t in, size_t rows, v
             s16[2 * b + 1] = scale * (float)sums[1];
             s32[b] = scale * (float)(sums[0] + sums[1]);
         }
+        mm_fill_split(row, in);
     }
 }
 

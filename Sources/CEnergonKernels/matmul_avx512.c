@@ -7,13 +7,10 @@
 // where each 128-bit lane belongs to one run of 16 weights sharing one (scale, offset) pair.
 // The lane sums are turned into floats and scaled per lane (scale * activation scale), and the
 // offset term is applied once per 16 weights using the activation block sums.
-#include "matmul_internal.h"
+#include "matmul_avx512_expand.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
 #include <math.h>
-
-#define MM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
 
 // ---------------------------------------------------------------------------------------------
 // Activation quantization
@@ -43,6 +40,7 @@ MM_AVX512 void mm_quantize_rows_avx512(const float *input, size_t in, size_t row
             s16[2 * b + 1] = scale * (float)sum1;
             s32[b] = scale * (float)(sum0 + sum1);
         }
+        mm_fill_split(row, in);
     }
 }
 
@@ -82,140 +80,20 @@ MM_AVX512 static float mm512_dot_float(uint32_t dtype, const uint8_t *row, const
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
 }
 
-// ---------------------------------------------------------------------------------------------
-// Quantized weights: expansion of 64 weights into unsigned bytes + 4 (scale, offset) pairs.
-
-/// [a, a, b, b] from two f16 values.
-MM_AVX512 static inline __m128 mm_pair_halves(uint16_t a, uint16_t b) {
-    __m128 both = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)a | ((uint32_t)b << 16))));
-    return _mm_unpacklo_ps(both, both);
-}
-
-/// Low nibbles of 16 + 16 bytes then their high nibbles, reordered to natural element order:
-/// [A lo, A hi, B lo, B hi] where A and B are two 32-weight blocks whose byte j holds elements
-/// j and j + 16.
-MM_AVX512 static inline __m512i mm_nibbles_two_blocks(const uint8_t *a, const uint8_t *b) {
-    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
-                                        _mm_loadu_si128((const __m128i *)b), 1);
-    const __m256i low_mask = _mm256_set1_epi8(0x0F);
-    __m256i low = _mm256_and_si256(v, low_mask);
-    __m256i high = _mm256_and_si256(_mm256_srli_epi16(v, 4), low_mask);
-    __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);  // [Alo, Blo, Ahi, Bhi]
-    return _mm512_shuffle_i64x2(both, both, 0xD8);                             // [Alo, Ahi, Blo, Bhi]
-}
-
-/// Expands blocks `block` and `block + 1` of a 32-weight format.
-MM_AVX512 static inline __m512i mm512_expand_pair32(uint32_t dtype, const uint8_t *row, size_t block,
-                                                    __m128 *scale, __m128 *offset) {
-    size_t bytes = mm_group_bytes(dtype);
-    const uint8_t *a = row + block * bytes, *b = a + bytes;
-    __m128 d = mm_pair_halves(mm_load_u16(a), mm_load_u16(b));
-    *scale = d;
-    switch (dtype) {
-    case MM_Q8_0: {
-        __m512i values = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(a + 2))),
-                                            _mm256_loadu_si256((const __m256i *)(b + 2)), 1);
-        *offset = _mm_mul_ps(d, _mm_set1_ps(-128.0f));
-        return _mm512_xor_si512(values, _mm512_set1_epi8((char)0x80));  // int8 + 128 as uint8
-    }
-    case MM_Q4_0:
-        *offset = _mm_mul_ps(d, _mm_set1_ps(-8.0f));
-        return mm_nibbles_two_blocks(a + 2, b + 2);
-    case MM_Q4_1:
-        *offset = mm_pair_halves(mm_load_u16(a + 2), mm_load_u16(b + 2));
-        return mm_nibbles_two_blocks(a + 4, b + 4);
-    case MM_Q5_0: case MM_Q5_1: {
-        size_t skip = dtype == MM_Q5_1 ? 4 : 2;
-        *offset = dtype == MM_Q5_1 ? mm_pair_halves(mm_load_u16(a + 2), mm_load_u16(b + 2))
-                                   : _mm_mul_ps(d, _mm_set1_ps(-16.0f));
-        __m512i values = mm_nibbles_two_blocks(a + skip + 4, b + skip + 4);
-        // Bit i of each block's 32-bit word is the fifth bit of its element i.
-        __mmask64 fifth = (__mmask64)mm_load_u32(a + skip) | ((__mmask64)mm_load_u32(b + skip) << 32);
-        return _mm512_mask_add_epi8(values, fifth, values, _mm512_set1_epi8(16));
-    }
-    default:
-        return _mm512_setzero_si512();
-    }
-}
-
-/// Expands the 256 weights of K-quant super-block `group` into four zmm of unsigned bytes and
-/// per-16 scales/offsets (four per zmm).
-MM_AVX512 static inline void mm512_expand_k(uint32_t dtype, const uint8_t *row, size_t group,
-                                            __m512i u[4], __m128 scale[4], __m128 offset[4]) {
-    const uint8_t *block = row + group * mm_group_bytes(dtype);
-    const __m256i low_mask = _mm256_set1_epi8(0x0F);
-    switch (dtype) {
-    case MM_Q4_K: case MM_Q5_K: {
-        float d = mm_half_to_float(mm_load_u16(block)), dmin = mm_half_to_float(mm_load_u16(block + 2));
-        const uint8_t *scales = block + 4;
-        const uint8_t *qs = block + (dtype == MM_Q5_K ? 48 : 16);
-        // Unpack the eight 6-bit (scale, min) pairs (see mm_k4_scale_min in the portable file).
-        float sc[8], mn[8];
-        for (int j = 0; j < 4; j++) {
-            sc[j] = (float)(scales[j] & 63);
-            mn[j] = (float)(scales[j + 4] & 63);
-            sc[j + 4] = (float)((scales[j + 8] & 0xF) | ((scales[j] >> 6) << 4));
-            mn[j + 4] = (float)((scales[j + 8] >> 4) | ((scales[j + 4] >> 6) << 4));
-        }
-        __m256 scale8 = _mm256_mul_ps(_mm256_loadu_ps(sc), _mm256_set1_ps(d));
-        __m256 offset8 = _mm256_mul_ps(_mm256_loadu_ps(mn), _mm256_set1_ps(-dmin));
-        __m256i high = dtype == MM_Q5_K ? _mm256_loadu_si256((const __m256i *)(block + 16)) : _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m512i values = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, low_mask)),
-                                                _mm256_and_si256(_mm256_srli_epi16(v, 4), low_mask), 1);
-            if (dtype == MM_Q5_K) {
-                // Bit 2c of high[l] is the fifth bit of element 64c + l, bit 2c + 1 of 64c + 32 + l.
-                __mmask32 first = _mm256_test_epi8_mask(high, _mm256_set1_epi8((char)(1 << (2 * c))));
-                __mmask32 second = _mm256_test_epi8_mask(high, _mm256_set1_epi8((char)(2 << (2 * c))));
-                __mmask64 fifth = (__mmask64)first | ((__mmask64)second << 32);
-                values = _mm512_mask_add_epi8(values, fifth, values, _mm512_set1_epi8(16));
-            }
-            u[c] = values;
-            __m128 s2 = c < 2 ? _mm256_castps256_ps128(scale8) : _mm256_extractf128_ps(scale8, 1);
-            __m128 o2 = c < 2 ? _mm256_castps256_ps128(offset8) : _mm256_extractf128_ps(offset8, 1);
-            // Sub-blocks 2c, 2c + 1 -> [s, s, t, t].
-            if (c & 1) { s2 = _mm_movehl_ps(s2, s2); o2 = _mm_movehl_ps(o2, o2); }
-            scale[c] = _mm_unpacklo_ps(s2, s2);
-            offset[c] = _mm_unpacklo_ps(o2, o2);
-        }
-        break;
-    }
-    case MM_Q6_K: {
-        const uint8_t *ql = block, *qh = block + 128;
-        const int8_t *scales = (const int8_t *)(block + 192);
-        __m128 d = _mm_set1_ps(mm_half_to_float(mm_load_u16(block + 208)));
-        for (int c = 0; c < 4; c++) {
-            int h = c >> 1, odd = c & 1;
-            // Elements 64c.. come from ql[64h..64h+63] (low nibbles for even c, high for odd c)
-            // and from bits (4 * odd) and (4 * odd + 2) of qh[32h + l].
-            __m512i nibbles = _mm512_loadu_si512((const void *)(ql + 64 * h));
-            if (odd) nibbles = _mm512_srli_epi16(nibbles, 4);
-            nibbles = _mm512_and_si512(nibbles, _mm512_set1_epi8(0x0F));
-            __m256i bits = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
-            __m256i first = _mm256_srli_epi16(bits, 4 * odd);
-            __m256i second = _mm256_srli_epi16(bits, 4 * odd + 2);
-            __m512i top = _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
-            top = _mm512_slli_epi16(_mm512_and_si512(top, _mm512_set1_epi8(3)), 4);
-            u[c] = _mm512_or_si512(nibbles, top);
-            __m128 s4 = _mm_mul_ps(_mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128((int)mm_load_u32((const uint8_t *)scales + 4 * c)))), d);
-            scale[c] = s4;
-            offset[c] = _mm_mul_ps(s4, _mm_set1_ps(-32.0f));
-        }
-        break;
-    }
-    default: {
-        // Q2_K, Q3_K: the shared scalar decoder.
-        uint8_t values[256];
-        float sc[16], of[16];
-        mm_expand_group(dtype, row, group, values, sc, of);
-        for (int c = 0; c < 4; c++) {
-            u[c] = _mm512_loadu_si512((const void *)(values + 64 * c));
-            scale[c] = _mm_loadu_ps(sc + 4 * c);
-            offset[c] = _mm_loadu_ps(of + 4 * c);
-        }
-        break;
-    }
+/// Adds one super-block's products with one activation row: lane group k (4 int32 lanes) of
+/// the product of chunk c takes weight scale 4c + k times the activation scale of its block.
+MM_AVX512 static inline void mm512_super_accumulate(const mm512_super *super, const mm_a32_row *x, size_t group,
+                                                    __m512 *accumulator, __m512 *correction) {
+    const __m512i twice = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    __m512 xd = _mm512_permutexvar_ps(twice, _mm512_castps256_ps512(_mm256_loadu_ps(x->d + 8 * group)));
+    __m512 scale = _mm512_mul_ps(super->scale, xd);
+    *correction = _mm512_fmadd_ps(super->offset, _mm512_loadu_ps(x->s16 + 16 * group), *correction);
+    const int8_t *q = x->q + 256 * group;
+    for (int c = 0; c < 4; c++) {
+        const __m512i spread = _mm512_set_epi32(4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 2, 4 * c + 2, 4 * c + 2,
+                                                4 * c + 2, 4 * c + 1, 4 * c + 1, 4 * c + 1, 4 * c + 1, 4 * c, 4 * c, 4 * c, 4 * c);
+        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), super->u[c], _mm512_loadu_si512((const void *)(q + 64 * c)));
+        accumulator[c & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(spread, scale), accumulator[c & 1]);
     }
 }
 
@@ -245,6 +123,33 @@ MM_AVX512 static inline void mm512_accumulate(__m512i u, __m128 scale, __m128 of
     }
 }
 
+/// Adds four blocks' products with one activation row to `accumulator` (float lanes) and
+/// `correction` (per block).
+MM_AVX512 static inline void mm512_quad_accumulate(const mm512_quad *quad, const mm_a32_row *x, size_t block,
+                                                   __m512 *accumulator, __m128 *correction) {
+    __m128 xd = _mm_loadu_ps(x->d + block);
+    __m128 scale = _mm_mul_ps(quad->scale, xd);
+    *correction = _mm_fmadd_ps(quad->offset, _mm_loadu_ps(x->s32 + block), *correction);
+    if (quad->natural) {
+        // Lanes 0-7 / 8-15 of each product belong to the first / second block of its half.
+        const __m512i spread_low = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        const __m512i spread_high = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
+        __m512 wide = _mm512_castps128_ps512(scale);
+        const int8_t *q = x->q + 32 * block;
+        __m512i dot_low = _mm512_dpbusd_epi32(_mm512_setzero_si512(), quad->low, _mm512_loadu_si512((const void *)q));
+        __m512i dot_high = _mm512_dpbusd_epi32(_mm512_setzero_si512(), quad->high, _mm512_loadu_si512((const void *)(q + 64)));
+        *accumulator = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_low), _mm512_permutexvar_ps(spread_low, wide), *accumulator);
+        *accumulator = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_high), _mm512_permutexvar_ps(spread_high, wide), *accumulator);
+    } else {
+        // Activations in split order: lane b = elements 0..15 (low) or 16..31 (high) of block b.
+        __m512i x_low = _mm512_loadu_si512((const void *)(x->split + 32 * block));
+        __m512i x_high = _mm512_loadu_si512((const void *)(x->split + 32 * block + 64));
+        __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), quad->low, x_low), quad->high, x_high);
+        const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+        *accumulator = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(scale)), *accumulator);
+    }
+}
+
 /// Dot products of one quantized weight row with `tokens` (1...8) activation rows.
 MM_AVX512 static inline __attribute__((always_inline)) void
 mm512_quantized_row(uint32_t dtype, const uint8_t *row, size_t in, const mm_a32_row *x, int tokens, float *result) {
@@ -256,6 +161,30 @@ mm512_quantized_row(uint32_t dtype, const uint8_t *row, size_t in, const mm_a32_
     }
     if (mm_group_size(dtype) == 32) {
         size_t blocks = in / 32, block = 0;
+        // Two quads per step, into two accumulator sets, so the FMA chains overlap.
+        __m512 second_accumulator[8];
+        __m128 quad_correction[8];
+        for (int t = 0; t < tokens; t++) {
+            second_accumulator[t] = _mm512_setzero_ps();
+            quad_correction[t] = _mm_setzero_ps();
+        }
+        for (; block + 8 <= blocks; block += 8) {
+            mm512_quad first = mm512_expand_quad(dtype, row, block);
+            mm512_quad second = mm512_expand_quad(dtype, row, block + 4);
+            for (int t = 0; t < tokens; t++) {
+                mm512_quad_accumulate(&first, &x[t], block, &accumulator[t], &quad_correction[t]);
+                mm512_quad_accumulate(&second, &x[t], block + 4, &second_accumulator[t], &quad_correction[t]);
+            }
+        }
+        for (; block + 4 <= blocks; block += 4) {
+            mm512_quad quad = mm512_expand_quad(dtype, row, block);
+            for (int t = 0; t < tokens; t++) mm512_quad_accumulate(&quad, &x[t], block, &accumulator[t], &quad_correction[t]);
+        }
+        const __m128 ratio = _mm_set1_ps(mm_quad_offset_ratio(dtype));
+        for (int t = 0; t < tokens; t++) {
+            accumulator[t] = _mm512_add_ps(accumulator[t], second_accumulator[t]);
+            correction[t] = _mm_fmadd_ps(quad_correction[t], ratio, correction[t]);
+        }
         for (; block + 2 <= blocks; block += 2) {
             __m128 scale, offset;
             __m512i u = mm512_expand_pair32(dtype, row, block, &scale, &offset);
@@ -271,12 +200,17 @@ mm512_quantized_row(uint32_t dtype, const uint8_t *row, size_t in, const mm_a32_
         }
     } else {
         size_t groups = in / 256;
+        __m512 pair[8][2], wide_correction[8];
+        for (int t = 0; t < tokens; t++) {
+            pair[t][0] = pair[t][1] = wide_correction[t] = _mm512_setzero_ps();
+        }
         for (size_t g = 0; g < groups; g++) {
-            __m512i u[4];
-            __m128 scale[4], offset[4];
-            mm512_expand_k(dtype, row, g, u, scale, offset);
-            for (int c = 0; c < 4; c++)
-                mm512_accumulate(u[c], scale[c], offset[c], x, 256 * g + 64 * c, tokens, ~(__mmask64)0, accumulator, correction);
+            mm512_super super = mm512_expand_k(dtype, row, g);
+            for (int t = 0; t < tokens; t++) mm512_super_accumulate(&super, &x[t], g, pair[t], &wide_correction[t]);
+        }
+        for (int t = 0; t < tokens; t++) {
+            __m512 sum = _mm512_add_ps(_mm512_add_ps(pair[t][0], pair[t][1]), wide_correction[t]);
+            accumulator[t] = _mm512_add_ps(accumulator[t], sum);
         }
     }
     for (int t = 0; t < tokens; t++) {
@@ -287,23 +221,47 @@ mm512_quantized_row(uint32_t dtype, const uint8_t *row, size_t in, const mm_a32_
     }
 }
 
-MM_AVX512 static void mm512_quantized_rows(const energon_matmul_job *job, size_t row_begin, size_t row_end, int tokens) {
+/// Rows [row_begin, row_end) against `count` activation rows; inlined once per (format, count)
+/// pair so the format switch and the token loops resolve at compile time.
+MM_AVX512 static inline __attribute__((always_inline)) void
+mm512_rows_loop(const energon_matmul_job *job, size_t row_begin, size_t row_end, const mm_a32_row *x,
+                size_t t0, uint32_t dtype, int count) {
+    for (size_t o = row_begin; o < row_end; o++) {
+        float result[8];
+        mm512_quantized_row(dtype, job->weight + o * job->row_bytes, job->in, x, count, result);
+        for (int t = 0; t < count; t++) job->output[(t0 + (size_t)t) * job->output_stride + o] = result[t];
+    }
+}
+
+#define MM_ROWS_FOR_FORMAT(format)                                                              \
+    case format:                                                                                \
+        switch (count) {                                                                        \
+        case 1: mm512_rows_loop(job, row_begin, row_end, x, t0, format, 1); break;              \
+        case 2: mm512_rows_loop(job, row_begin, row_end, x, t0, format, 2); break;              \
+        case 3: mm512_rows_loop(job, row_begin, row_end, x, t0, format, 3); break;              \
+        default: mm512_rows_loop(job, row_begin, row_end, x, t0, format, 4); break;             \
+        }                                                                                       \
+        break;
+
+MM_AVX512 static void mm512_quantized_rows(const energon_matmul_job *job, size_t row_begin, size_t row_end) {
     size_t stride = energon_matmul_quantized_row_bytes(job->in);
-    for (size_t t0 = 0; t0 < job->tokens; t0 += (size_t)tokens) {
-        int count = (int)(job->tokens - t0 < (size_t)tokens ? job->tokens - t0 : (size_t)tokens);
+    // Up to 4 tokens share each expanded weight group while it is in registers.
+    for (size_t t0 = 0; t0 < job->tokens; t0 += 4) {
+        int count = (int)(job->tokens - t0 < 4 ? job->tokens - t0 : 4);
         mm_a32_row x[8];
         for (int t = 0; t < count; t++) x[t] = mm_a32_view(job->quantized + (t0 + (size_t)t) * stride, job->in);
-        for (size_t o = row_begin; o < row_end; o++) {
-            float result[8];
-            const uint8_t *row = job->weight + o * job->row_bytes;
-            // Constant token counts let the compiler keep the accumulators in registers.
-            switch (count) {
-            case 1: mm512_quantized_row(job->dtype, row, job->in, x, 1, result); break;
-            case 2: mm512_quantized_row(job->dtype, row, job->in, x, 2, result); break;
-            case 3: mm512_quantized_row(job->dtype, row, job->in, x, 3, result); break;
-            default: mm512_quantized_row(job->dtype, row, job->in, x, count, result); break;
-            }
-            for (int t = 0; t < count; t++) job->output[(t0 + (size_t)t) * job->output_stride + o] = result[t];
+        switch (job->dtype) {
+            MM_ROWS_FOR_FORMAT(MM_Q8_0)
+            MM_ROWS_FOR_FORMAT(MM_Q4_0)
+            MM_ROWS_FOR_FORMAT(MM_Q4_1)
+            MM_ROWS_FOR_FORMAT(MM_Q5_0)
+            MM_ROWS_FOR_FORMAT(MM_Q5_1)
+            MM_ROWS_FOR_FORMAT(MM_Q4_K)
+            MM_ROWS_FOR_FORMAT(MM_Q5_K)
+            MM_ROWS_FOR_FORMAT(MM_Q6_K)
+            MM_ROWS_FOR_FORMAT(MM_Q2_K)
+            MM_ROWS_FOR_FORMAT(MM_Q3_K)
+        default: break;
         }
     }
 }
@@ -318,7 +276,7 @@ MM_AVX512 void mm_rows_avx512(const energon_matmul_job *job, size_t row_begin, s
         }
         return;
     }
-    mm512_quantized_rows(job, row_begin, row_end, 4);
+    mm512_quantized_rows(job, row_begin, row_end);
 }
 
 MM_AVX512 double mm_read_pass_avx512(const void *data, size_t bytes) {

@@ -7,67 +7,98 @@
 // block costs 8 instructions per token for 16 rows x 32 inputs, and the per-row scales are a
 // plain vector multiply. Float weights: 32 rows x 512 inputs are converted to f32 in [k][row]
 // order and an 8-token x 32-row register tile of FMAs runs over them.
-#include "matmul_internal.h"
+#include "matmul_avx512_expand.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-
-#define MM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
 
 // Words (4 bytes) of one packed 32-input block of a 16-row panel: 8 x 16 words of unsigned
 // bytes, then scale[2][16] and offset[2][16] floats (one per 16 inputs and row).
 #define MM_PANEL_BLOCK_WORDS (128 + 64)
 
+// Rows packed together (quantized: 4 panels of 16; float: 4 panels of 32) and inputs per packed
+// chunk: the packed chunk stays in L2 while every token streams past it, and a group of 8
+// tokens' activations stays in L1 while it meets every panel of the chunk.
+#define MM_QUANT_ROW_BLOCK 64
+#define MM_QUANT_K_BLOCK 512
+#define MM_FLOAT_ROW_BLOCK 128
+#define MM_FLOAT_K_BLOCK 256
+
 size_t mm_gemm_scratch_bytes_avx512(const energon_matmul_job *job) {
     if (energon_matmul_needs_quantized_input(job->dtype)) {
-        return (job->in / 32) * MM_PANEL_BLOCK_WORDS * 4 + 64;
+        return (MM_QUANT_ROW_BLOCK / MM_PANEL_ROWS) * (MM_QUANT_K_BLOCK / 32) * MM_PANEL_BLOCK_WORDS * 4 + 128;
     }
-    return (size_t)MM_FLOAT_K_CHUNK * MM_FLOAT_PANEL_ROWS * 4 + 64;
+    return (size_t)MM_FLOAT_ROW_BLOCK * MM_FLOAT_K_BLOCK * 4 + 128;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Quantized GEMM
 
-/// Packs rows [row, row + count) (count <= 16; missing rows are zero) into the panel.
-static void mm_pack_panel(const energon_matmul_job *job, size_t row, size_t count, uint32_t *panel) {
-    size_t group = mm_group_size(job->dtype), groups = job->in / group, blocks_per_group = group / 32;
-    uint8_t u[256];
-    float scale[16], offset[16];
+/// Expands blocks [first, first + count) of one weight row into natural-order bytes and per-16
+/// scales and offsets (count <= MM_QUANT_K_BLOCK / 32; K-quant chunks start on super-blocks).
+MM_AVX512 static void mm_expand_row_chunk(uint32_t dtype, const uint8_t *row, size_t first, size_t count,
+                                          uint8_t *u, float *scale, float *offset) {
+    if (mm_group_size(dtype) == 256) {
+        for (size_t g = first / 8; g < (first + count) / 8; g++) {
+            mm512_super super = mm512_expand_k(dtype, row, g);
+            size_t at = g * 8 - first;
+            for (int c = 0; c < 4; c++) _mm512_storeu_si512((void *)(u + 32 * at + 64 * c), super.u[c]);
+            _mm512_storeu_ps(scale + 2 * at, super.scale);
+            _mm512_storeu_ps(offset + 2 * at, super.offset);
+        }
+        return;
+    }
+    size_t b = 0;
+    for (; b + 2 <= count; b += 2) {
+        __m128 sc, of;
+        __m512i values = mm512_expand_pair32(dtype, row, first + b, &sc, &of);
+        _mm512_storeu_si512((void *)(u + 32 * b), values);
+        _mm_storeu_ps(scale + 2 * b, sc);
+        _mm_storeu_ps(offset + 2 * b, of);
+    }
+    if (b < count) mm_expand_group(dtype, row, first + b, u + 32 * b, scale + 2 * b, offset + 2 * b);
+}
+
+/// Packs blocks [first, first + count) of rows [row, row + rows) (rows <= 16; missing rows are
+/// zero) into a panel: per block, word j of row r at [16 j + r], then the per-16 scales and
+/// offsets of the 16 rows.
+MM_AVX512 static void mm_pack_panel(const energon_matmul_job *job, size_t row, size_t rows, size_t first, size_t count,
+                                    uint32_t *panel) {
+    uint8_t u[MM_QUANT_K_BLOCK] __attribute__((aligned(64)));
+    float scale[MM_QUANT_K_BLOCK / 16], offset[MM_QUANT_K_BLOCK / 16];
     for (size_t r = 0; r < MM_PANEL_ROWS; r++) {
-        const uint8_t *weights = job->weight + (row + r) * job->row_bytes;
-        for (size_t g = 0; g < groups; g++) {
-            if (r < count) {
-                mm_expand_group(job->dtype, weights, g, u, scale, offset);
-            } else {
-                memset(u, 0, sizeof(u));
-                memset(scale, 0, sizeof(scale));
-                memset(offset, 0, sizeof(offset));
-            }
-            for (size_t b = 0; b < blocks_per_group; b++) {
-                uint32_t *block = panel + (g * blocks_per_group + b) * MM_PANEL_BLOCK_WORDS;
-                for (size_t j = 0; j < 8; j++) block[j * 16 + r] = mm_load_u32(u + 32 * b + 4 * j);
-                float *floats = (float *)(block + 128);
-                floats[r] = scale[2 * b];
-                floats[16 + r] = scale[2 * b + 1];
-                floats[32 + r] = offset[2 * b];
-                floats[48 + r] = offset[2 * b + 1];
-            }
+        if (r < rows) {
+            mm_expand_row_chunk(job->dtype, job->weight + (row + r) * job->row_bytes, first, count, u, scale, offset);
+        } else {
+            memset(u, 0, 32 * count);
+            memset(scale, 0, sizeof(float) * 2 * count);
+            memset(offset, 0, sizeof(float) * 2 * count);
+        }
+        for (size_t b = 0; b < count; b++) {
+            uint32_t *block = panel + b * MM_PANEL_BLOCK_WORDS;
+            for (size_t j = 0; j < 8; j++) block[j * 16 + r] = mm_load_u32(u + 32 * b + 4 * j);
+            float *floats = (float *)(block + 128);
+            floats[r] = scale[2 * b];
+            floats[16 + r] = scale[2 * b + 1];
+            floats[32 + r] = offset[2 * b];
+            floats[48 + r] = offset[2 * b + 1];
         }
     }
 }
 
-/// output[t, row..row+16) for `T` tokens starting at `token`, from a packed panel.
+/// output[t, row..row+16) for `T` tokens, from `blocks` packed blocks that start at input block
+/// `first`; adds to the output when `accumulate` (a later input chunk).
 MM_AVX512 static inline __attribute__((always_inline)) void
-mm_gemm_tile(const uint32_t *panel, size_t blocks, int per16, const uint8_t *quantized, size_t stride, size_t in,
-             int T, float *output, size_t output_stride, __mmask16 rows) {
+mm_gemm_tile(const uint32_t *panel, size_t first, size_t blocks, int per16, const uint8_t *quantized, size_t stride,
+             size_t in, int T, float *output, size_t output_stride, __mmask16 rows, int accumulate) {
     __m512 acc[8];
     mm_a32_row x[8];
     for (int t = 0; t < T; t++) {
-        acc[t] = _mm512_setzero_ps();
+        acc[t] = accumulate ? _mm512_maskz_loadu_ps(rows, output + (size_t)t * output_stride) : _mm512_setzero_ps();
         x[t] = mm_a32_view(quantized + (size_t)t * stride, in);
     }
-    for (size_t b = 0; b < blocks; b++) {
-        const uint32_t *block = panel + b * MM_PANEL_BLOCK_WORDS;
+    for (size_t k = 0; k < blocks; k++) {
+        const uint32_t *block = panel + k * MM_PANEL_BLOCK_WORDS;
+        size_t b = first + k;
         __m512i w0 = _mm512_load_si512((const void *)(block + 0)), w1 = _mm512_load_si512((const void *)(block + 16));
         __m512i w2 = _mm512_load_si512((const void *)(block + 32)), w3 = _mm512_load_si512((const void *)(block + 48));
         __m512i w4 = _mm512_load_si512((const void *)(block + 64)), w5 = _mm512_load_si512((const void *)(block + 80));
@@ -112,24 +143,45 @@ mm_gemm_tile(const uint32_t *panel, size_t blocks, int per16, const uint8_t *qua
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(output + (size_t)t * output_stride, rows, acc[t]);
 }
 
+
 MM_AVX512 static void mm_gemm_quantized(const energon_matmul_job *job, size_t row_begin, size_t row_end, void *scratch) {
-    uint32_t *panel = (uint32_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    uint32_t *panels = (uint32_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    size_t panel_words = (MM_QUANT_K_BLOCK / 32) * MM_PANEL_BLOCK_WORDS;
     size_t blocks = job->in / 32, stride = energon_matmul_quantized_row_bytes(job->in);
     int per16 = mm_has_scale_per_16(job->dtype);
-    for (size_t row = row_begin; row < row_end; row += MM_PANEL_ROWS) {
-        size_t count = row_end - row < MM_PANEL_ROWS ? row_end - row : MM_PANEL_ROWS;
-        mm_pack_panel(job, row, count, panel);
-        __mmask16 rows = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
-        size_t t = 0;
-        for (; t + 8 <= job->tokens; t += 8)
-            mm_gemm_tile(panel, blocks, per16, job->quantized + t * stride, stride, job->in, 8,
-                         job->output + t * job->output_stride + row, job->output_stride, rows);
-        for (; t + 4 <= job->tokens; t += 4)
-            mm_gemm_tile(panel, blocks, per16, job->quantized + t * stride, stride, job->in, 4,
-                         job->output + t * job->output_stride + row, job->output_stride, rows);
-        for (; t < job->tokens; t++)
-            mm_gemm_tile(panel, blocks, per16, job->quantized + t * stride, stride, job->in, 1,
-                         job->output + t * job->output_stride + row, job->output_stride, rows);
+    for (size_t row0 = row_begin; row0 < row_end; row0 += MM_QUANT_ROW_BLOCK) {
+        size_t block_rows = row_end - row0 < MM_QUANT_ROW_BLOCK ? row_end - row0 : MM_QUANT_ROW_BLOCK;
+        size_t panel_count = (block_rows + MM_PANEL_ROWS - 1) / MM_PANEL_ROWS;
+        __mmask16 masks[MM_QUANT_ROW_BLOCK / MM_PANEL_ROWS];
+        for (size_t p = 0; p < panel_count; p++) {
+            size_t rows = block_rows - p * MM_PANEL_ROWS < MM_PANEL_ROWS ? block_rows - p * MM_PANEL_ROWS : MM_PANEL_ROWS;
+            masks[p] = rows == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rows) - 1);
+        }
+        for (size_t first = 0; first < blocks; first += MM_QUANT_K_BLOCK / 32) {
+            size_t count = blocks - first < MM_QUANT_K_BLOCK / 32 ? blocks - first : MM_QUANT_K_BLOCK / 32;
+            for (size_t p = 0; p < panel_count; p++) {
+                size_t row = row0 + p * MM_PANEL_ROWS;
+                mm_pack_panel(job, row, row_end - row < MM_PANEL_ROWS ? row_end - row : MM_PANEL_ROWS, first, count,
+                              panels + p * panel_words);
+            }
+            int accumulate = first > 0;
+            size_t t = 0;
+            for (; t + 8 <= job->tokens; t += 8)
+                for (size_t p = 0; p < panel_count; p++)
+                    mm_gemm_tile(panels + p * panel_words, first, count, per16, job->quantized + t * stride, stride, job->in, 8,
+                                 job->output + t * job->output_stride + row0 + p * MM_PANEL_ROWS, job->output_stride,
+                                 masks[p], accumulate);
+            for (; t + 4 <= job->tokens; t += 4)
+                for (size_t p = 0; p < panel_count; p++)
+                    mm_gemm_tile(panels + p * panel_words, first, count, per16, job->quantized + t * stride, stride, job->in, 4,
+                                 job->output + t * job->output_stride + row0 + p * MM_PANEL_ROWS, job->output_stride,
+                                 masks[p], accumulate);
+            for (; t < job->tokens; t++)
+                for (size_t p = 0; p < panel_count; p++)
+                    mm_gemm_tile(panels + p * panel_words, first, count, per16, job->quantized + t * stride, stride, job->in, 1,
+                                 job->output + t * job->output_stride + row0 + p * MM_PANEL_ROWS, job->output_stride,
+                                 masks[p], accumulate);
+        }
     }
 }
 
@@ -193,26 +245,42 @@ mm_gemm_float_tile(const float *panel, size_t kc, const float *input, size_t in,
 }
 
 MM_AVX512 static void mm_gemm_float(const energon_matmul_job *job, size_t row_begin, size_t row_end, void *scratch) {
-    float *panel = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    size_t in = job->in;
-    for (size_t row = row_begin; row < row_end; row += MM_FLOAT_PANEL_ROWS) {
-        size_t count = row_end - row < MM_FLOAT_PANEL_ROWS ? row_end - row : MM_FLOAT_PANEL_ROWS;
-        uint32_t bits = count >= 32 ? 0xFFFFFFFFu : (uint32_t)((1ull << count) - 1);
-        __mmask16 rows0 = (__mmask16)(bits & 0xFFFF), rows1 = (__mmask16)(bits >> 16);
-        for (size_t k0 = 0; k0 < in; k0 += MM_FLOAT_K_CHUNK) {
-            size_t kc = in - k0 < MM_FLOAT_K_CHUNK ? in - k0 : MM_FLOAT_K_CHUNK;
-            mm_pack_float_panel(job, row, count, k0, kc, panel);
+    float *panels = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    size_t in = job->in, panel_floats = (size_t)MM_FLOAT_K_BLOCK * MM_FLOAT_PANEL_ROWS;
+    for (size_t row0 = row_begin; row0 < row_end; row0 += MM_FLOAT_ROW_BLOCK) {
+        size_t block_rows = row_end - row0 < MM_FLOAT_ROW_BLOCK ? row_end - row0 : MM_FLOAT_ROW_BLOCK;
+        size_t panel_count = (block_rows + MM_FLOAT_PANEL_ROWS - 1) / MM_FLOAT_PANEL_ROWS;
+        __mmask16 low[MM_FLOAT_ROW_BLOCK / MM_FLOAT_PANEL_ROWS], high[MM_FLOAT_ROW_BLOCK / MM_FLOAT_PANEL_ROWS];
+        size_t counts[MM_FLOAT_ROW_BLOCK / MM_FLOAT_PANEL_ROWS];
+        for (size_t p = 0; p < panel_count; p++) {
+            size_t count = block_rows - p * MM_FLOAT_PANEL_ROWS;
+            if (count > MM_FLOAT_PANEL_ROWS) count = MM_FLOAT_PANEL_ROWS;
+            uint32_t bits = count >= 32 ? 0xFFFFFFFFu : (uint32_t)((1ull << count) - 1);
+            counts[p] = count;
+            low[p] = (__mmask16)(bits & 0xFFFF);
+            high[p] = (__mmask16)(bits >> 16);
+        }
+        for (size_t k0 = 0; k0 < in; k0 += MM_FLOAT_K_BLOCK) {
+            size_t kc = in - k0 < MM_FLOAT_K_BLOCK ? in - k0 : MM_FLOAT_K_BLOCK;
+            for (size_t p = 0; p < panel_count; p++)
+                mm_pack_float_panel(job, row0 + p * MM_FLOAT_PANEL_ROWS, counts[p], k0, kc, panels + p * panel_floats);
             int accumulate = k0 > 0;
             size_t t = 0;
             for (; t + 8 <= job->tokens; t += 8)
-                mm_gemm_float_tile(panel, kc, job->input + t * in + k0, in, 8, job->output + t * job->output_stride + row,
-                                   job->output_stride, rows0, rows1, accumulate);
+                for (size_t p = 0; p < panel_count; p++)
+                    mm_gemm_float_tile(panels + p * panel_floats, kc, job->input + t * in + k0, in, 8,
+                                       job->output + t * job->output_stride + row0 + p * MM_FLOAT_PANEL_ROWS,
+                                       job->output_stride, low[p], high[p], accumulate);
             for (; t + 4 <= job->tokens; t += 4)
-                mm_gemm_float_tile(panel, kc, job->input + t * in + k0, in, 4, job->output + t * job->output_stride + row,
-                                   job->output_stride, rows0, rows1, accumulate);
+                for (size_t p = 0; p < panel_count; p++)
+                    mm_gemm_float_tile(panels + p * panel_floats, kc, job->input + t * in + k0, in, 4,
+                                       job->output + t * job->output_stride + row0 + p * MM_FLOAT_PANEL_ROWS,
+                                       job->output_stride, low[p], high[p], accumulate);
             for (; t < job->tokens; t++)
-                mm_gemm_float_tile(panel, kc, job->input + t * in + k0, in, 1, job->output + t * job->output_stride + row,
-                                   job->output_stride, rows0, rows1, accumulate);
+                for (size_t p = 0; p < panel_count; p++)
+                    mm_gemm_float_tile(panels + p * panel_floats, kc, job->input + t * in + k0, in, 1,
+                                       job->output + t * job->output_stride + row0 + p * MM_FLOAT_PANEL_ROWS,
+                                       job->output_stride, low[p], high[p], accumulate);
         }
     }
 }

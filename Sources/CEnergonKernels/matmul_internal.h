@@ -19,9 +19,8 @@ enum {
 #define MM_GEMM_MIN_TOKENS 6
 // Output rows per packed panel of the integer GEMM (one int32 lane per row in a zmm).
 #define MM_PANEL_ROWS 16
-// Float GEMM: 32 output rows per panel, inputs processed in chunks of this many.
+// Float GEMM: 32 output rows per panel (two zmm of f32 lanes).
 #define MM_FLOAT_PANEL_ROWS 32
-#define MM_FLOAT_K_CHUNK 512
 
 static inline uint16_t mm_load_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline uint32_t mm_load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -75,6 +74,7 @@ typedef struct {
     const float *d;
     const float *s32;
     const float *s16;
+    const int8_t *split;   // q of each whole 4-block quad in split order (see mm_fill_split)
 } mm_a32_row;
 
 static inline mm_a32_row mm_a32_view(const uint8_t *row, size_t in) {
@@ -84,8 +84,14 @@ static inline mm_a32_row mm_a32_view(const uint8_t *row, size_t in) {
     view.d = (const float *)(row + in);
     view.s32 = view.d + blocks;
     view.s16 = view.s32 + blocks;
+    view.split = (const int8_t *)(view.s16 + 2 * blocks);
     return view;
 }
+
+/// Writes the split copy of a quantized row: for each whole quad of 4 blocks A..D, the 64 bytes
+/// [A 0..15, B 0..15, C 0..15, D 0..15] then [A 16..31, ..., D 16..31], the order in which the
+/// nibble formats store their weights (byte j of a block holds elements j and j + 16).
+void mm_fill_split(uint8_t *row, size_t in);
 
 // Portable kernels.
 void mm_quantize_rows_portable(const float *input, size_t in, size_t rows, void *destination);

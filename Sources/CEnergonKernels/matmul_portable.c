@@ -193,8 +193,19 @@ void mm_expand_group(uint32_t dtype, const uint8_t *row, size_t group, uint8_t *
 // Activation quantization
 
 size_t energon_matmul_quantized_row_bytes(size_t in) {
-    size_t bytes = in + (in / 32) * 16;
+    size_t bytes = 2 * in + (in / 32) * 16;
     return (bytes + 63) & ~(size_t)63;
+}
+
+void mm_fill_split(uint8_t *row, size_t in) {
+    size_t blocks = in / 32;
+    uint8_t *split = row + in + blocks * 16;
+    for (size_t quad = 0; quad + 4 <= blocks; quad += 4) {
+        for (size_t b = 0; b < 4; b++) {
+            memcpy(split + 32 * quad + 16 * b, row + 32 * (quad + b), 16);
+            memcpy(split + 32 * quad + 64 + 16 * b, row + 32 * (quad + b) + 16, 16);
+        }
+    }
 }
 
 void mm_quantize_rows_portable(const float *input, size_t in, size_t rows, void *destination) {
@@ -221,6 +232,7 @@ void mm_quantize_rows_portable(const float *input, size_t in, size_t rows, void 
             s16[2 * b + 1] = scale * (float)sums[1];
             s32[b] = scale * (float)(sums[0] + sums[1]);
         }
+        mm_fill_split(row, in);
     }
 }
 

@@ -4,8 +4,6 @@
 // order, no fused multiply-add) so every level returns the same bits as ggml and gguf-py.
 #include "quants_internal.h"
 
-#include <float.h>
-#include <math.h>
 
 // ---- Scalar half / bfloat16 conversions ---------------------------------------------------------
 
@@ -185,15 +183,21 @@ static void dq_q3_K(const void *src, float *dst, int64_t n) {
             int high = (x[b].scales[8 + k % 4] >> (2 * (k / 4))) & 3;
             scales[k] = (low | (high << 4)) - 32;
         }
-        // Element e: low 2 bits from byte 32*(e/128) + e%32 at shift 2*((e/32)%4); its third bit
-        // is bit e/32 of hmask[e%32], and a clear bit means "subtract 4".
-        for (int e = 0; e < ENERGON_QK_K; e++) {
-            const float dl = d * (float)scales[e / 16];
-            int low = (x[b].qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3;
-            int high = (x[b].hmask[e % 32] >> (e / 32)) & 1;
-            dst[e] = dl * (float)(low - (high ? 0 : 4));
+        // Element 128h + 32s + 16p + l: low 2 bits at shift 2s of qs[32h + 16p + l]; its third
+        // bit is bit 4h + s of hmask[16p + l], and a clear bit means "subtract 4".
+        for (int half = 0; half < 2; half++) {
+            for (int shift = 0; shift < 4; shift++) {
+                for (int part = 0; part < 2; part++, dst += 16) {
+                    const float dl = d * (float)scales[8 * half + 2 * shift + part];
+                    const uint8_t *q = x[b].qs + 32 * half + 16 * part, *hm = x[b].hmask + 16 * part;
+                    for (int l = 0; l < 16; l++) {
+                        int low = (q[l] >> (2 * shift)) & 3;
+                        int high = (hm[l] >> (4 * half + shift)) & 1;
+                        dst[l] = dl * (float)(low - (high ? 0 : 4));
+                    }
+                }
+            }
         }
-        dst += ENERGON_QK_K;
     }
 }
 
@@ -326,6 +330,10 @@ static energon_dequantize_fn decoder(uint32_t type, energon_isa isa) {
         case ENERGON_TYPE_Q8_0: return energon_dq_q8_0_avx512;
         case ENERGON_TYPE_Q4_K: return energon_dq_q4_K_avx512;
         case ENERGON_TYPE_Q6_K: return energon_dq_q6_K_avx512;
+        case ENERGON_TYPE_Q5_1: return energon_dq_q5_1_avx512;
+        case ENERGON_TYPE_Q2_K: return energon_dq_q2_K_avx512;
+        case ENERGON_TYPE_Q3_K: return energon_dq_q3_K_avx512;
+        case ENERGON_TYPE_Q5_K: return energon_dq_q5_K_avx512;
         default: break;
         }
     } else if (isa == ENERGON_ISA_AVX2) {
@@ -338,6 +346,10 @@ static energon_dequantize_fn decoder(uint32_t type, energon_isa isa) {
         case ENERGON_TYPE_Q8_0: return energon_dq_q8_0_avx2;
         case ENERGON_TYPE_Q4_K: return energon_dq_q4_K_avx2;
         case ENERGON_TYPE_Q6_K: return energon_dq_q6_K_avx2;
+        case ENERGON_TYPE_Q5_1: return energon_dq_q5_1_avx2;
+        case ENERGON_TYPE_Q2_K: return energon_dq_q2_K_avx2;
+        case ENERGON_TYPE_Q3_K: return energon_dq_q3_K_avx2;
+        case ENERGON_TYPE_Q5_K: return energon_dq_q5_K_avx2;
         default: break;
         }
     }
@@ -370,7 +382,8 @@ static energon_dequantize_fn decoder(uint32_t type, energon_isa isa) {
 }
 
 /// The encoder of `type` at level `isa` (already clamped to the CPU), or NULL. Only the bulk
-/// F16/BF16 conversions have vector versions; the block encoders run once per weight at most.
+/// F16/BF16 conversions have vector versions; the block encoders run once per weight at most
+/// (activation quantization for matmuls lives with the matmul kernels).
 static energon_quantize_fn encoder(uint32_t type, energon_isa isa) {
 #if defined(__x86_64__)
     if (isa == ENERGON_ISA_AVX512) {
@@ -393,6 +406,11 @@ static energon_quantize_fn encoder(uint32_t type, energon_isa isa) {
     case ENERGON_TYPE_Q5_1: return energon_q_q5_1_portable;
     case ENERGON_TYPE_Q8_0: return energon_q_q8_0_portable;
     case ENERGON_TYPE_Q8_K: return energon_q_q8_K_portable;
+    case ENERGON_TYPE_Q2_K: return energon_q_q2_K_portable;
+    case ENERGON_TYPE_Q3_K: return energon_q_q3_K_portable;
+    case ENERGON_TYPE_Q4_K: return energon_q_q4_K_portable;
+    case ENERGON_TYPE_Q5_K: return energon_q_q5_K_portable;
+    case ENERGON_TYPE_Q6_K: return energon_q_q6_K_portable;
     default: return NULL;
     }
 }
@@ -454,3 +472,8 @@ DEFINE_BEST_ENCODER(q5_0, ENERGON_TYPE_Q5_0)
 DEFINE_BEST_ENCODER(q5_1, ENERGON_TYPE_Q5_1)
 DEFINE_BEST_ENCODER(q8_0, ENERGON_TYPE_Q8_0)
 DEFINE_BEST_ENCODER(q8_K, ENERGON_TYPE_Q8_K)
+DEFINE_BEST_ENCODER(q2_K, ENERGON_TYPE_Q2_K)
+DEFINE_BEST_ENCODER(q3_K, ENERGON_TYPE_Q3_K)
+DEFINE_BEST_ENCODER(q4_K, ENERGON_TYPE_Q4_K)
+DEFINE_BEST_ENCODER(q5_K, ENERGON_TYPE_Q5_K)
+DEFINE_BEST_ENCODER(q6_K, ENERGON_TYPE_Q6_K)

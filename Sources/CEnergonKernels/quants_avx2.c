@@ -179,4 +179,113 @@ T_AVX2 void energon_dq_q6_K_avx2(const void *src, float *dst, int64_t n) {
     }
 }
 
+/// Writes scale * code - bias for 16 byte codes to dst[0..<16] (the K-quants' "d*q - m").
+T_AVX2 static inline void store_minus16(float *dst, __m128i bytes, __m256 scale, __m256 bias) {
+    _mm256_storeu_ps(dst, _mm256_sub_ps(_mm256_mul_ps(scale, codes_to_ps(bytes, 0)), bias));
+    _mm256_storeu_ps(dst + 8, _mm256_sub_ps(_mm256_mul_ps(scale, codes_to_ps(_mm_srli_si128(bytes, 8), 0)), bias));
+}
+
+/// Bytes that are 0xFF where `bytes & bit` is set, else 0.
+T_AVX2 static inline __m128i bit_set(__m128i bytes, __m128i bit) {
+    return _mm_cmpeq_epi8(_mm_and_si128(bytes, bit), bit);
+}
+
+/// Sixteen of a Q5 block's fifth bits as byte values: byte j is 16 when bit j of `qh16` is set
+/// (pass the low or the high half of the block's 32-bit qh).
+T_AVX2 static inline __m128i fifth_bits16(uint32_t qh16) {
+    const __m128i select = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, (char)128, 1, 2, 4, 8, 16, 32, 64, (char)128);
+    __m128i spread = _mm_setr_epi8((char)qh16, (char)qh16, (char)qh16, (char)qh16, (char)qh16, (char)qh16,
+                                   (char)qh16, (char)qh16, (char)(qh16 >> 8), (char)(qh16 >> 8), (char)(qh16 >> 8),
+                                   (char)(qh16 >> 8), (char)(qh16 >> 8), (char)(qh16 >> 8), (char)(qh16 >> 8),
+                                   (char)(qh16 >> 8));
+    return _mm_and_si128(bit_set(spread, select), _mm_set1_epi8(16));
+}
+
+T_AVX2 void energon_dq_q5_1_avx2(const void *src, float *dst, int64_t n) {
+    const block_q5_1 *x = (const block_q5_1 *)src;
+    const __m128i nibble = _mm_set1_epi8(0x0F);
+    for (int64_t b = 0; b < n / ENERGON_QK; b++, dst += ENERGON_QK) {
+        const __m256 d = _mm256_set1_ps(half_scalar(&x[b].d)), m = _mm256_set1_ps(half_scalar(&x[b].m));
+        uint32_t qh;
+        memcpy(&qh, x[b].qh, 4);
+        __m128i qs = _mm_loadu_si128((const __m128i *)x[b].qs);
+        __m128i codes[2] = {_mm_or_si128(_mm_and_si128(qs, nibble), fifth_bits16(qh & 0xFFFF)),
+                            _mm_or_si128(_mm_and_si128(_mm_srli_epi16(qs, 4), nibble), fifth_bits16(qh >> 16))};
+        for (int group = 0; group < 4; group++) {
+            __m128i bytes = group % 2 ? _mm_srli_si128(codes[group / 2], 8) : codes[group / 2];
+            _mm256_storeu_ps(dst + 8 * group, _mm256_add_ps(_mm256_mul_ps(codes_to_ps(bytes, 0), d), m));
+        }
+    }
+}
+
+T_AVX2 void energon_dq_q5_K_avx2(const void *src, float *dst, int64_t n) {
+    const block_q5_K *x = (const block_q5_K *)src;
+    const __m128i nibble = _mm_set1_epi8(0x0F), sixteen = _mm_set1_epi8(16);
+    for (int64_t b = 0; b < n / ENERGON_QK_K; b++) {
+        const float d = half_scalar(&x[b].d), dmin = half_scalar(&x[b].dmin);
+        const uint8_t *q = x[b].qs;
+        for (int chunk = 0; chunk < 4; chunk++, q += 32, dst += 64) {
+            uint8_t sc, m;
+            energon_k_scale_min(2 * chunk, x[b].scales, &sc, &m);
+            const __m256 d1 = _mm256_set1_ps(d * (float)sc), m1 = _mm256_set1_ps(dmin * (float)m);
+            energon_k_scale_min(2 * chunk + 1, x[b].scales, &sc, &m);
+            const __m256 d2 = _mm256_set1_ps(d * (float)sc), m2 = _mm256_set1_ps(dmin * (float)m);
+            const __m128i bit1 = _mm_set1_epi8((char)(1 << (2 * chunk))), bit2 = _mm_set1_epi8((char)(2 << (2 * chunk)));
+            for (int part = 0; part < 2; part++) {
+                __m128i bytes = _mm_loadu_si128((const __m128i *)(q + 16 * part));
+                __m128i h = _mm_loadu_si128((const __m128i *)(x[b].qh + 16 * part));
+                __m128i low = _mm_or_si128(_mm_and_si128(bytes, nibble), _mm_and_si128(bit_set(h, bit1), sixteen));
+                __m128i high = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(bytes, 4), nibble),
+                                            _mm_and_si128(bit_set(h, bit2), sixteen));
+                store_minus16(dst + 16 * part, low, d1, m1);
+                store_minus16(dst + 32 + 16 * part, high, d2, m2);
+            }
+        }
+    }
+}
+
+T_AVX2 void energon_dq_q2_K_avx2(const void *src, float *dst, int64_t n) {
+    const block_q2_K *x = (const block_q2_K *)src;
+    const __m128i three = _mm_set1_epi8(3);
+    for (int64_t b = 0; b < n / ENERGON_QK_K; b++) {
+        const float d = half_scalar(&x[b].d), dmin = half_scalar(&x[b].dmin);
+        for (int half = 0; half < 2; half++) {
+            for (int shift = 0; shift < 4; shift++) {
+                for (int part = 0; part < 2; part++, dst += 16) {
+                    const uint8_t sc = x[b].scales[8 * half + 2 * shift + part];
+                    const __m256 dl = _mm256_set1_ps(d * (float)(sc & 0x0F)), ml = _mm256_set1_ps(dmin * (float)(sc >> 4));
+                    __m128i bytes = _mm_loadu_si128((const __m128i *)(x[b].qs + 32 * half + 16 * part));
+                    store_minus16(dst, _mm_and_si128(_mm_srl_epi16(bytes, _mm_cvtsi32_si128(2 * shift)), three), dl, ml);
+                }
+            }
+        }
+    }
+}
+
+T_AVX2 void energon_dq_q3_K_avx2(const void *src, float *dst, int64_t n) {
+    const block_q3_K *x = (const block_q3_K *)src;
+    const __m128i three = _mm_set1_epi8(3), four = _mm_set1_epi8(4);
+    for (int64_t b = 0; b < n / ENERGON_QK_K; b++) {
+        const float d = half_scalar(&x[b].d);
+        float dl[16];
+        for (int k = 0; k < 16; k++) {
+            int low = k < 8 ? (x[b].scales[k] & 0x0F) : (x[b].scales[k - 8] >> 4);
+            int high = (x[b].scales[8 + k % 4] >> (2 * (k / 4))) & 3;
+            dl[k] = d * (float)((low | (high << 4)) - 32);
+        }
+        for (int half = 0; half < 2; half++) {
+            for (int shift = 0; shift < 4; shift++) {
+                const __m128i bit = _mm_set1_epi8((char)(1 << (4 * half + shift)));
+                for (int part = 0; part < 2; part++, dst += 16) {
+                    __m128i bytes = _mm_loadu_si128((const __m128i *)(x[b].qs + 32 * half + 16 * part));
+                    __m128i h = _mm_loadu_si128((const __m128i *)(x[b].hmask + 16 * part));
+                    __m128i codes = _mm_and_si128(_mm_srl_epi16(bytes, _mm_cvtsi32_si128(2 * shift)), three);
+                    codes = _mm_or_si128(codes, _mm_and_si128(bit_set(h, bit), four));
+                    store_scaled16(dst, codes, 4, _mm256_set1_ps(dl[8 * half + 2 * shift + part]));
+                }
+            }
+        }
+    }
+}
+
 #endif

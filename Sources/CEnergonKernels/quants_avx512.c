@@ -181,4 +181,102 @@ T_AVX512 void energon_dq_q6_K_avx512(const void *src, float *dst, int64_t n) {
     }
 }
 
+T_AVX512 void energon_dq_q5_1_avx512(const void *src, float *dst, int64_t n) {
+    const block_q5_1 *x = (const block_q5_1 *)src;
+    const __m128i nibble = _mm_set1_epi8(0x0F);
+    const __m512i sixteen = _mm512_set1_epi32(16);
+    for (int64_t b = 0; b < n / ENERGON_QK; b++, dst += ENERGON_QK) {
+        const __m512 d = _mm512_set1_ps(half_scalar(&x[b].d)), m = _mm512_set1_ps(half_scalar(&x[b].m));
+        uint32_t qh;
+        memcpy(&qh, x[b].qh, 4);
+        __m128i qs = _mm_loadu_si128((const __m128i *)x[b].qs);
+        __m512i low = _mm512_cvtepu8_epi32(_mm_and_si128(qs, nibble));
+        __m512i high = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qs, 4), nibble));
+        low = _mm512_mask_add_epi32(low, (__mmask16)(qh & 0xFFFF), low, sixteen);
+        high = _mm512_mask_add_epi32(high, (__mmask16)(qh >> 16), high, sixteen);
+        _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(low), d), m));
+        _mm512_storeu_ps(dst + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(high), d), m));
+    }
+}
+
+/// Bytes that are 0xFF where `bytes & bit` is set, else 0.
+T_AVX512 static inline __m128i bit_set(__m128i bytes, __m128i bit) {
+    return _mm_cmpeq_epi8(_mm_and_si128(bytes, bit), bit);
+}
+
+T_AVX512 void energon_dq_q5_K_avx512(const void *src, float *dst, int64_t n) {
+    const block_q5_K *x = (const block_q5_K *)src;
+    const __m128i nibble = _mm_set1_epi8(0x0F), sixteen = _mm_set1_epi8(16);
+    for (int64_t b = 0; b < n / ENERGON_QK_K; b++) {
+        const float d = half_scalar(&x[b].d), dmin = half_scalar(&x[b].dmin);
+        const uint8_t *q = x[b].qs;
+        for (int chunk = 0; chunk < 4; chunk++, q += 32, dst += 64) {
+            uint8_t sc, m;
+            energon_k_scale_min(2 * chunk, x[b].scales, &sc, &m);
+            const __m512 d1 = _mm512_set1_ps(d * (float)sc), m1 = _mm512_set1_ps(dmin * (float)m);
+            energon_k_scale_min(2 * chunk + 1, x[b].scales, &sc, &m);
+            const __m512 d2 = _mm512_set1_ps(d * (float)sc), m2 = _mm512_set1_ps(dmin * (float)m);
+            // Sub-blocks 2c and 2c+1 take their fifth bit from bits 2c and 2c+1 of qh[l].
+            const __m128i bit1 = _mm_set1_epi8((char)(1 << (2 * chunk))), bit2 = _mm_set1_epi8((char)(2 << (2 * chunk)));
+            for (int part = 0; part < 2; part++) {
+                __m128i bytes = _mm_loadu_si128((const __m128i *)(q + 16 * part));
+                __m128i h = _mm_loadu_si128((const __m128i *)(x[b].qh + 16 * part));
+                __m128i low = _mm_or_si128(_mm_and_si128(bytes, nibble), _mm_and_si128(bit_set(h, bit1), sixteen));
+                __m128i high = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(bytes, 4), nibble),
+                                            _mm_and_si128(bit_set(h, bit2), sixteen));
+                _mm512_storeu_ps(dst + 16 * part, _mm512_sub_ps(_mm512_mul_ps(d1, codes_to_ps(low, 0)), m1));
+                _mm512_storeu_ps(dst + 32 + 16 * part, _mm512_sub_ps(_mm512_mul_ps(d2, codes_to_ps(high, 0)), m2));
+            }
+        }
+    }
+}
+
+T_AVX512 void energon_dq_q2_K_avx512(const void *src, float *dst, int64_t n) {
+    const block_q2_K *x = (const block_q2_K *)src;
+    const __m128i three = _mm_set1_epi8(3);
+    for (int64_t b = 0; b < n / ENERGON_QK_K; b++) {
+        const float d = half_scalar(&x[b].d), dmin = half_scalar(&x[b].dmin);
+        // Element 128h + 32s + 16p + l: bits 2s of qs[32h + 16p + l], scale byte 8h + 2s + p.
+        for (int half = 0; half < 2; half++) {
+            for (int shift = 0; shift < 4; shift++) {
+                for (int part = 0; part < 2; part++, dst += 16) {
+                    const uint8_t sc = x[b].scales[8 * half + 2 * shift + part];
+                    const __m512 dl = _mm512_set1_ps(d * (float)(sc & 0x0F)), ml = _mm512_set1_ps(dmin * (float)(sc >> 4));
+                    __m128i bytes = _mm_loadu_si128((const __m128i *)(x[b].qs + 32 * half + 16 * part));
+                    __m128i codes = _mm_and_si128(_mm_srl_epi16(bytes, _mm_cvtsi32_si128(2 * shift)), three);
+                    _mm512_storeu_ps(dst, _mm512_sub_ps(_mm512_mul_ps(dl, codes_to_ps(codes, 0)), ml));
+                }
+            }
+        }
+    }
+}
+
+T_AVX512 void energon_dq_q3_K_avx512(const void *src, float *dst, int64_t n) {
+    const block_q3_K *x = (const block_q3_K *)src;
+    const __m128i three = _mm_set1_epi8(3), four = _mm_set1_epi8(4);
+    for (int64_t b = 0; b < n / ENERGON_QK_K; b++) {
+        const float d = half_scalar(&x[b].d);
+        float dl[16];
+        for (int k = 0; k < 16; k++) {
+            int low = k < 8 ? (x[b].scales[k] & 0x0F) : (x[b].scales[k - 8] >> 4);
+            int high = (x[b].scales[8 + k % 4] >> (2 * (k / 4))) & 3;
+            dl[k] = d * (float)((low | (high << 4)) - 32);
+        }
+        // As Q2_K for the low bits; bit 4h + s of hmask[16p + l] set means "no -4", so the code
+        // is low + 4 * bit - 4.
+        for (int half = 0; half < 2; half++) {
+            for (int shift = 0; shift < 4; shift++) {
+                const __m128i bit = _mm_set1_epi8((char)(1 << (4 * half + shift)));
+                for (int part = 0; part < 2; part++, dst += 16) {
+                    __m128i bytes = _mm_loadu_si128((const __m128i *)(x[b].qs + 32 * half + 16 * part));
+                    __m128i h = _mm_loadu_si128((const __m128i *)(x[b].hmask + 16 * part));
+                    __m128i codes = _mm_and_si128(_mm_srl_epi16(bytes, _mm_cvtsi32_si128(2 * shift)), three);
+                    codes = _mm_or_si128(codes, _mm_and_si128(bit_set(h, bit), four));
+                    _mm512_storeu_ps(dst, _mm512_mul_ps(_mm512_set1_ps(dl[8 * half + 2 * shift + part]), codes_to_ps(codes, 4)));
+                }
+            }
+        }
+    }
+}
+
 #endif

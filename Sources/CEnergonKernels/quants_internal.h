@@ -80,6 +80,13 @@ void energon_q_q5_1_portable(const float *src, void *dst, int64_t n);
 void energon_q_q8_0_portable(const float *src, void *dst, int64_t n);
 void energon_q_q8_K_portable(const float *src, void *dst, int64_t n);
 
+// Portable K-quant encoders (quants_kencode.c).
+void energon_q_q2_K_portable(const float *src, void *dst, int64_t n);
+void energon_q_q3_K_portable(const float *src, void *dst, int64_t n);
+void energon_q_q4_K_portable(const float *src, void *dst, int64_t n);
+void energon_q_q5_K_portable(const float *src, void *dst, int64_t n);
+void energon_q_q6_K_portable(const float *src, void *dst, int64_t n);
+
 #if defined(__x86_64__)
 // AVX2 + FMA + F16C kernels (quants_avx2.c).
 void energon_dq_f16_avx2(const void *src, float *dst, int64_t n);
@@ -90,6 +97,10 @@ void energon_dq_q5_0_avx2(const void *src, float *dst, int64_t n);
 void energon_dq_q8_0_avx2(const void *src, float *dst, int64_t n);
 void energon_dq_q4_K_avx2(const void *src, float *dst, int64_t n);
 void energon_dq_q6_K_avx2(const void *src, float *dst, int64_t n);
+void energon_dq_q5_1_avx2(const void *src, float *dst, int64_t n);
+void energon_dq_q2_K_avx2(const void *src, float *dst, int64_t n);
+void energon_dq_q3_K_avx2(const void *src, float *dst, int64_t n);
+void energon_dq_q5_K_avx2(const void *src, float *dst, int64_t n);
 void energon_q_f16_avx2(const float *src, void *dst, int64_t n);
 void energon_q_bf16_avx2(const float *src, void *dst, int64_t n);
 
@@ -102,6 +113,10 @@ void energon_dq_q5_0_avx512(const void *src, float *dst, int64_t n);
 void energon_dq_q8_0_avx512(const void *src, float *dst, int64_t n);
 void energon_dq_q4_K_avx512(const void *src, float *dst, int64_t n);
 void energon_dq_q6_K_avx512(const void *src, float *dst, int64_t n);
+void energon_dq_q5_1_avx512(const void *src, float *dst, int64_t n);
+void energon_dq_q2_K_avx512(const void *src, float *dst, int64_t n);
+void energon_dq_q3_K_avx512(const void *src, float *dst, int64_t n);
+void energon_dq_q5_K_avx512(const void *src, float *dst, int64_t n);
 void energon_q_f16_avx512(const float *src, void *dst, int64_t n);
 void energon_q_bf16_avx512(const float *src, void *dst, int64_t n);
 #endif

@@ -159,6 +159,22 @@ struct MatMulTests {
         }
     }
 
+    @Test("reference row decoder agrees with ReferenceQuant (checked against gguf-py)", arguments: allFormats)
+    func referenceDecoderAgrees(dtype: DType) {
+        var generator = SeededGenerator(state: 0xDEC0DE + UInt64(dtype.rawValue))
+        let inputs = 2 * max(dtype.blockSize, 32)
+        let weight = randomWeight(dtype, out: 3, inputs: inputs, generator: &generator)
+        for row in 0..<3 {
+            let bytes = Array(UnsafeRawBufferPointer(start: weight.row(row), count: weight.rowBytes))
+            let independent = ReferenceQuant.dequantize(dtype, bytes: bytes, count: inputs)
+            let ours = ReferenceMatMul.dequantizeRow(weight, row: row)
+            for index in 0..<inputs {
+                let difference = abs(Double(independent[index]) - ours[index])
+                #expect(difference <= 1e-6 * abs(ours[index]) + 1e-12, "\(dtype) row \(row) element \(index)")
+            }
+        }
+    }
+
     @Test("supports exactly the weight formats it implements")
     func supportedFormats() {
         for dtype in allFormats { #expect(MatMul.supports(dtype)) }

@@ -1,25 +1,33 @@
+import CEnergonKernels
 import EnergonCore
 import Foundation
 import Testing
 
 /// GGUF block formats: the C kernels at every ISA level against the `gguf` Python package's
-/// bytes and floats (fixtures from scripts/make_quant_fixtures.py) and against the naive Swift
-/// `ReferenceQuant`.
+/// bytes and floats and ggml's own K-quant encoder output (fixtures from
+/// scripts/make_quant_fixtures.py), and against the naive Swift `ReferenceQuant`.
 @Suite struct QuantTests {
     static let encodable: [DType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .f16, .bf16]
+    /// K-quant encoders, checked against fixtures from ggml's own `quantize_row_q*_K_ref`.
+    static let kEncodable: [DType] = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
     static let decodable: [DType] = [.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1,
                                      .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K]
 
-    // MARK: - Against gguf-py
+    // MARK: - Against gguf-py and ggml fixtures
 
-    @Test(arguments: encodable)
-    func quantizeMatchesGGUF(dtype: DType) throws {
+    @Test(arguments: encodable + kEncodable)
+    func quantizeMatchesFixtures(dtype: DType) throws {
         let inputs: [Float] = try Fixture.floats("quantize-\(dtype.name)")
         let expected = try Fixture.bytes("quantize-\(dtype.name)")
         #expect(dtype.rowBytes(inputs.count) == expected.count)
+        if let reference = ReferenceQuant.quantize(dtype, values: inputs) {
+            let agrees = reference == expected
+            #expect(agrees, "the Swift reference encoder disagrees with gguf-py for \(dtype)")
+        }
         for isa in ISA.available {
             // Whole fixture, then prefixes of 1, 7, 31 blocks (or elements, for F16/BF16).
-            for blocks in [inputs.count / dtype.blockSize, 1, 7, 31] {
+            let total = inputs.count / dtype.blockSize
+            for blocks in [total, 1, 7, 31] where blocks <= total {
                 let count = blocks * dtype.blockSize
                 let bytes = try Quantization.quantize(Array(inputs[0..<count]), as: dtype, isa: isa)
                 let want = Array(expected[0..<dtype.rowBytes(count)!])
@@ -88,17 +96,93 @@ import Testing
         }
     }
 
-    @Test(arguments: encodable)
-    func quantizeMatchesReferenceEncodersForHalfFormats(dtype: DType) throws {
-        guard dtype == .f16 || dtype == .bf16 else { return }
-        var random = SplitMix64(seed: 0x1F16)
-        let values = (0..<4097).map { _ in Float(random.normal() * random.logUniform(-40, 20)) }
-        let expected = values.map { dtype == .f16 ? ReferenceQuant.floatToHalf($0) : ReferenceQuant.floatToBFloat16($0) }
-        for isa in ISA.available {
-            let bits = dtype == .f16 ? Quantization.halfBitsFromFloats(values, isa: isa)
-                                     : Quantization.bfloat16FromFloats(values, isa: isa)
-            let same = bits == expected
-            #expect(same, "\(dtype) \(isa): first differing element \(Self.firstDifference(bits, expected))")
+    @Test(arguments: encodable + [.q8_K, .f32])
+    func quantizeMatchesReference(dtype: DType) throws {
+        var random = SplitMix64(seed: 0x9E1F + UInt64(dtype.rawValue))
+        let counts = dtype.blockSize == 1 ? [1, 7, 31, 32, 33, 255, 4097] : [1, 7, 33, 129].map { $0 * dtype.blockSize }
+        for count in counts {
+            var values = (0..<count).map { _ in Float(random.normal() * random.logUniform(-30, 12)) }
+            if count >= 2 * dtype.blockSize {
+                // A block of exact halves and integers (rounding ties), and one with a +-max tie.
+                for index in 0..<dtype.blockSize { values[index] = Float(index % 9) * 0.5 - 2 }
+                values[dtype.blockSize + 1] = -7
+                values[dtype.blockSize + 2] = 7
+            }
+            guard let expected = ReferenceQuant.quantize(dtype, values: values) else {
+                Issue.record("reference has no \(dtype) encoder")
+                return
+            }
+            for isa in ISA.available {
+                let bytes = try Quantization.quantize(values, as: dtype, isa: isa)
+                let same = bytes == expected
+                #expect(same, "\(dtype) \(isa) \(count): first differing byte \(Self.firstDifference(bytes, expected))")
+            }
+        }
+    }
+
+    @Test(arguments: decodable)
+    func unalignedRowsDecodeTheSame(dtype: DType) {
+        // Rows inside a GGUF mapping or a Swift array sit at any address; the kernels must not
+        // assume alignment. Decode from offsets 1, 2 and 3 into an offset destination too.
+        var random = SplitMix64(seed: 0xA11)
+        let count = 7 * max(dtype.blockSize, 32)
+        let bytes = randomBlocks(dtype, count: count, random: &random)
+        let expected = ReferenceQuant.dequantize(dtype, bytes: bytes, count: count)
+        for offset in 1...3 {
+            let shifted = [UInt8](repeating: 0xAB, count: offset) + bytes
+            var output = [Float](repeating: 0, count: count + 1)
+            for isa in ISA.available {
+                shifted.withUnsafeBytes { source in
+                    output.withUnsafeMutableBufferPointer { destination in
+                        Quantization.dequantizeRow(dtype, source: source.baseAddress! + offset,
+                                                   destination: destination.baseAddress! + 1, count: count, isa: isa)
+                    }
+                }
+                Self.expectSameFloats(Array(output[1...]), expected, "\(dtype) \(isa) offset \(offset)")
+            }
+        }
+    }
+
+    /// The per-format C entry points other kernels call directly (`energon_dequantize_row_q4_0`
+    /// and friends) run the best level and agree with the Swift API.
+    @Test func perFormatEntryPointsMatchTheDispatcher() throws {
+        typealias Decoder = @convention(c) (UnsafeRawPointer?, UnsafeMutablePointer<Float>?, Int64) -> Void
+        typealias Encoder = @convention(c) (UnsafePointer<Float>?, UnsafeMutableRawPointer?, Int64) -> Void
+        let decoders: [(DType, Decoder)] = [
+            (.f32, energon_dequantize_row_f32), (.f16, energon_dequantize_row_f16), (.bf16, energon_dequantize_row_bf16),
+            (.q4_0, energon_dequantize_row_q4_0), (.q4_1, energon_dequantize_row_q4_1),
+            (.q5_0, energon_dequantize_row_q5_0), (.q5_1, energon_dequantize_row_q5_1),
+            (.q8_0, energon_dequantize_row_q8_0), (.q8_1, energon_dequantize_row_q8_1),
+            (.q2_K, energon_dequantize_row_q2_K), (.q3_K, energon_dequantize_row_q3_K),
+            (.q4_K, energon_dequantize_row_q4_K), (.q5_K, energon_dequantize_row_q5_K),
+            (.q6_K, energon_dequantize_row_q6_K), (.q8_K, energon_dequantize_row_q8_K),
+        ]
+        var random = SplitMix64(seed: 0xC0DE)
+        for (dtype, decode) in decoders {
+            let count = 3 * max(dtype.blockSize, 32)
+            let bytes = randomBlocks(dtype, count: count, random: &random)
+            var output = [Float](repeating: 0, count: count)
+            bytes.withUnsafeBytes { decode($0.baseAddress, &output, Int64(count)) }
+            Self.expectSameFloats(output, ReferenceQuant.dequantize(dtype, bytes: bytes, count: count), "C \(dtype)")
+        }
+        let encoders: [(DType, Encoder)] = [
+            (.f16, energon_quantize_row_f16), (.bf16, energon_quantize_row_bf16),
+            (.q4_0, energon_quantize_row_q4_0), (.q4_1, energon_quantize_row_q4_1),
+            (.q5_0, energon_quantize_row_q5_0), (.q5_1, energon_quantize_row_q5_1),
+            (.q8_0, energon_quantize_row_q8_0), (.q8_K, energon_quantize_row_q8_K),
+            (.q2_K, energon_quantize_row_q2_K), (.q3_K, energon_quantize_row_q3_K),
+            (.q4_K, energon_quantize_row_q4_K), (.q5_K, energon_quantize_row_q5_K),
+            (.q6_K, energon_quantize_row_q6_K),
+        ]
+        let values = (0..<512).map { _ in Float(random.normal()) }
+        for (dtype, encode) in encoders {
+            var bytes = [UInt8](repeating: 0, count: dtype.rowBytes(values.count)!)
+            bytes.withUnsafeMutableBytes { encode(values, $0.baseAddress, Int64(values.count)) }
+            // The K-quants have no Swift reference encoder; their bytes are pinned by the ggml
+            // fixtures, so here they must match the dispatcher.
+            let expected = try ReferenceQuant.quantize(dtype, values: values) ?? Quantization.quantize(values, as: dtype)
+            let same = bytes == expected
+            #expect(same, "C encoder \(dtype)")
         }
     }
 
@@ -133,6 +217,34 @@ import Testing
         }
     }
 
+    /// The K-quant encoders search for good scales rather than guarantee a worst case, so their
+    /// bound is on each super-block's RMS error relative to its RMS value, for normal data with
+    /// and without an offset: ceilings a little above the worst measured on these inputs
+    /// (Q2_K 0.32, Q3_K 0.17, Q4_K 0.078, Q5_K 0.040, Q6_K 0.021). A packing or scale bug gives
+    /// errors of order 1.
+    @Test(arguments: [(DType.q2_K, 0.40), (.q3_K, 0.22), (.q4_K, 0.10), (.q5_K, 0.05), (.q6_K, 0.03)])
+    func kQuantRoundTripErrorIsBounded(dtype: DType, bound: Double) throws {
+        var random = SplitMix64(seed: 0x4B4B + UInt64(dtype.rawValue))
+        let count = 129 * 256
+        let values = (0..<count).map { index in
+            Float(random.normal() * (index % 512 < 256 ? 1 : 0.01) + (index % 1024 < 512 ? 0 : 0.5))
+        }
+        for isa in ISA.available {
+            let bytes = try Quantization.quantize(values, as: dtype, isa: isa)
+            let decoded = Quantization.dequantize(bytes, as: dtype, count: count, isa: isa)
+            for start in stride(from: 0, to: count, by: 256) {
+                var squaredError = 0.0, squaredValue = 0.0
+                for index in start..<(start + 256) {
+                    let error = Double(values[index]) - Double(decoded[index])
+                    squaredError += error * error
+                    squaredValue += Double(values[index]) * Double(values[index])
+                }
+                let relative = (squaredError / squaredValue).squareRoot()
+                #expect(relative <= bound, "\(dtype) \(isa) block at \(start): relative RMS error \(relative) > \(bound)")
+            }
+        }
+    }
+
     @Test func everyHalfAndBFloat16RoundTripsExactly() {
         let all = (0...UInt16.max).map { $0 }
         for isa in ISA.available {
@@ -140,6 +252,10 @@ import Testing
             let brains = Quantization.floatsFromBFloat16(bits: all, isa: isa)
             Self.expectSameFloats(halves, all.map(ReferenceQuant.halfToFloat), "f16 decode \(isa)")
             Self.expectSameFloats(brains, all.map(ReferenceQuant.bfloat16ToFloat), "bf16 decode \(isa)")
+            // NaN payloads too must not depend on the level: every level returns the portable bits.
+            let portable = Quantization.floatsFromHalf(bits: all, isa: .portable)
+            let samePayloads = halves.map(\.bitPattern) == portable.map(\.bitPattern)
+            #expect(samePayloads, "f16 decode \(isa) differs from portable")
             let halfBack = Quantization.halfBitsFromFloats(halves, isa: isa)
             let brainBack = Quantization.bfloat16FromFloats(brains, isa: isa)
             // Non-NaN patterns return unchanged; NaNs come back as quiet NaNs of the same sign.
@@ -164,7 +280,7 @@ import Testing
     @Test func unsupportedAndMisalignedInputsThrow() {
         var output = [UInt8](repeating: 0, count: 4096)
         let input = [Float](repeating: 1, count: 256)
-        for dtype in [DType.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_1, .i32] {
+        for dtype in [DType.q8_1, .i8, .i16, .i32, .i64, .f64] {
             #expect(!Quantization.canQuantize(dtype))
             #expect(throws: QuantizationError.unsupported(dtype)) {
                 try Quantization.quantizeRow(dtype, source: input, destination: &output, count: 256)
@@ -186,7 +302,8 @@ import Testing
         #expect(QuantizationError.misalignedCount(dtype: .q8_0, count: 33).description.contains("32"))
     }
 
-    @Test(arguments: [DType.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q8_K])
+    @Test(arguments: [DType.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q8_K,
+                      .q2_K, .q3_K, .q4_K, .q5_K, .q6_K])
     func tensorQuantizesRowByRow(dtype: DType) throws {
         var random = SplitMix64(seed: 0x7E45)
         let shape = [3, 2, 512]
@@ -201,6 +318,12 @@ import Testing
         #expect(same, "tensor \(dtype) bytes differ from row-by-row encoding")
         Self.expectSameFloats(tensor.dequantized(), ReferenceQuant.dequantize(dtype, bytes: bytes, count: values.count),
                          "tensor \(dtype)")
+        // Threaded and single-row decoding give the same floats.
+        let context = ComputeContext(threads: 3)
+        Self.expectSameFloats(tensor.dequantized(context: context), tensor.dequantized(), "threaded \(dtype)")
+        var row = [Float](repeating: 0, count: 512)
+        tensor.dequantizeRow(4, into: &row)
+        Self.expectSameFloats(row, Array(tensor.dequantized()[(4 * 512)..<(5 * 512)]), "row 4 \(dtype)")
         if dtype == .f32 {
             let exact = tensor.dequantized() == values
             #expect(exact)

@@ -47,7 +47,8 @@ enum {
 /// that is not a whole number of blocks.
 int energon_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n, energon_isa isa);
 
-/// Encodes `n` floats as ggml type `type` (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_K).
+/// Encodes `n` floats as ggml type `type` (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_K,
+/// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), with the bytes of ggml's `quantize_row_*_ref`.
 /// Returns 0, or -1 for a type without an encoder or a misaligned `n`.
 int energon_quantize_row(uint32_t type, const float *src, void *dst, int64_t n, energon_isa isa);
 
@@ -83,6 +84,11 @@ void energon_quantize_row_q5_0(const float *src, void *dst, int64_t n);
 void energon_quantize_row_q5_1(const float *src, void *dst, int64_t n);
 void energon_quantize_row_q8_0(const float *src, void *dst, int64_t n);
 void energon_quantize_row_q8_K(const float *src, void *dst, int64_t n);
+void energon_quantize_row_q2_K(const float *src, void *dst, int64_t n);
+void energon_quantize_row_q3_K(const float *src, void *dst, int64_t n);
+void energon_quantize_row_q4_K(const float *src, void *dst, int64_t n);
+void energon_quantize_row_q5_K(const float *src, void *dst, int64_t n);
+void energon_quantize_row_q6_K(const float *src, void *dst, int64_t n);
 
 // ---- Scalar conversions (portable, identical to the F16C/AVX-512 results) --------------------
 

@@ -4,8 +4,8 @@ import CEnergonKernels
 /// reference code and the `gguf` Python package.
 ///
 /// The work is done by C kernels (`Sources/CEnergonKernels/quants*.c`) with AVX-512 and AVX2
-/// versions of the formats on hot paths (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q6_K) and a
-/// portable version of all of them; every level returns the same bits.
+/// decoders for the formats on hot paths (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q6_K) and
+/// F16/BF16 encoders, and a portable version of everything; every level returns the same bits.
 public enum Quantization {
     /// Whether `dequantizeRow` can decode `dtype` (true for every `DType`: block formats, floats
     /// and the plain integer types).
@@ -13,8 +13,9 @@ public enum Quantization {
         energon_can_dequantize(dtype.rawValue) != 0
     }
 
-    /// Whether `quantizeRow` can encode `dtype`: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1
-    /// and Q8_K.
+    /// Whether `quantizeRow` can encode `dtype`: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+    /// Q8_K and the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (the bytes of ggml's reference
+    /// quantizers, which `llama-quantize` writes when no importance matrix is given).
     public static func canQuantize(_ dtype: DType) -> Bool {
         energon_can_quantize(dtype.rawValue) != 0
     }

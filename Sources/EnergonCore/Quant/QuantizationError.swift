@@ -1,6 +1,6 @@
 /// Why a row could not be encoded or a tensor could not be built from floats.
 public enum QuantizationError: Error, CustomStringConvertible, Equatable {
-    /// `dtype` has no encoder (the K-quants other than Q8_K, Q8_1, the integer types).
+    /// `dtype` has no encoder (Q8_1 and the integer and F64 types).
     case unsupported(DType)
     /// `count` elements are not a whole number of `dtype`'s blocks.
     case misalignedCount(dtype: DType, count: Int)

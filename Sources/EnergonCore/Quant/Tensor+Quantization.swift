@@ -14,6 +14,41 @@ extension Tensor {
         }
     }
 
+    /// Decodes row `index` (over the flattened outer dimensions) into `destination`, which has
+    /// room for `columns` floats: an embedding lookup.
+    /// - Precondition: `0 <= index < rows`.
+    public func dequantizeRow(_ index: Int, into destination: UnsafeMutablePointer<Float>, isa: ISA = .best) {
+        precondition(index >= 0 && index < rows, "row \(index) of \(rows)")  // invariant: callers validate token ids
+        Quantization.dequantizeRow(dtype, source: row(index), destination: destination, count: columns, isa: isa)
+    }
+
+    /// Decodes rows `range` into `destination` (room for `range.count * columns` floats), with
+    /// the rows spread over `context`'s threads at `context.isa`.
+    /// - Precondition: `range` lies within `0..<rows`.
+    public func dequantizeRows(_ range: Range<Int>, into destination: UnsafeMutablePointer<Float>,
+                               context: ComputeContext) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= rows, "rows \(range) of \(rows)")  // invariant: callers validate
+        let columns = self.columns
+        // About 64 KiB of output per task keeps the split coarse for short rows.
+        let grain = max(1, 16_384 / max(columns, 1))
+        context.pool.parallelFor(range.count, grain: grain) { part in
+            for offset in part {
+                Quantization.dequantizeRow(dtype, source: row(range.lowerBound + offset),
+                                           destination: destination + offset * columns, count: columns, isa: context.isa)
+            }
+        }
+    }
+
+    /// Every element decoded to `Float`, row-major, using `context`'s threads.
+    public func dequantized(context: ComputeContext) -> [Float] {
+        let count = elementCount
+        guard count > 0, columns > 0 else { return [] }
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            dequantizeRows(0..<rows, into: buffer.baseAddress!, context: context)  // invariant: count > 0
+            initialized = count
+        }
+    }
+
     /// An owned tensor of `dtype` holding `values` (row-major, `shape` outermost first), each
     /// innermost row encoded with `Quantization.quantizeRow`.
     ///

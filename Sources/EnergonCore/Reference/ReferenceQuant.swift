@@ -68,6 +68,63 @@ public enum ReferenceQuant {
         return UInt16((value.sign == .minus ? -rounded : rounded).bitPattern >> 16)
     }
 
+    /// Encodes `values` as `dtype` following ggml's reference quantizers as gguf-py restates
+    /// them, one block at a time; `nil` for formats without an encoder. Only the stored scales
+    /// are rounded to f16; codes come from the f32 scale's f32 reciprocal.
+    public static func quantize(_ dtype: DType, values: [Float]) -> [UInt8]? {
+        precondition(values.count % dtype.blockSize == 0, "reference: whole blocks only")  // invariant: test sizes
+        switch dtype {
+        case .f32: return values.flatMap { littleEndian($0.bitPattern) }
+        case .f16: return values.flatMap { littleEndian(floatToHalf($0)) }
+        case .bf16: return values.flatMap { littleEndian(floatToBFloat16($0)) }
+        case .q8_K: return quantizeQ8K(values)
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1:
+            return stride(from: 0, to: values.count, by: 32).flatMap { start in
+                legacyBlock(dtype, Array(values[start..<(start + 32)]))
+            }
+        default: return nil
+        }
+    }
+
+    private static func legacyBlock(_ dtype: DType, _ x: [Float]) -> [UInt8] {
+        func reciprocal(_ d: Float) -> Float { d == 0 ? 0 : 1 / d }
+        switch dtype {
+        case .q8_0:
+            // d = amax / 127, codes round half away from zero.
+            let d = (x.map(\.magnitude).max() ?? 0) / 127, id = reciprocal(d)
+            return littleEndian(floatToHalf(d)) + x.map { UInt8(bitPattern: Int8(($0 * id).rounded(.toNearestOrAwayFromZero))) }
+        case .q4_0, .q5_0:
+            // The signed value of largest magnitude (first on ties) maps to code 0: d = it / -8
+            // (or -16); codes are trunc(x / d + 8.5), capped at 15 (or 16.5 and 31).
+            var best = 0
+            for index in x.indices where x[index].magnitude > x[best].magnitude { best = index }
+            let levels: Float = dtype == .q4_0 ? 8 : 16
+            let d = x[best] / -levels, id = reciprocal(d)
+            let codes = x.map { min(Int(levels) * 2 - 1, Int(($0 * id + (levels + 0.5)).rounded(.towardZero))) }
+            return littleEndian(floatToHalf(d)) + highBits(codes, dtype == .q5_0) + packedNibbles(codes)
+        default:
+            // Q4_1 / Q5_1: d = (max - min) / 15 (or 31), m = min, codes trunc((x - min) / d + 0.5).
+            let low = x.min() ?? 0, high = x.max() ?? 0
+            let top = dtype == .q4_1 ? 15 : 31
+            let d = (high - low) / Float(top), id = reciprocal(d)
+            let codes = x.map { min(top, Int((($0 - low) * id + 0.5).rounded(.towardZero))) }
+            return littleEndian(floatToHalf(d)) + littleEndian(floatToHalf(low))
+                + highBits(codes, dtype == .q5_1) + packedNibbles(codes)
+        }
+    }
+
+    /// Byte j holds element j's code in its low nibble and element j + 16's in its high nibble.
+    private static func packedNibbles(_ codes: [Int]) -> [UInt8] {
+        (0..<16).map { UInt8((codes[$0] & 0xF) | (codes[$0 + 16] & 0xF) << 4) }
+    }
+
+    /// For 5-bit formats: bit e of a little-endian 32-bit word is bit 4 of code e.
+    private static func highBits(_ codes: [Int], _ present: Bool) -> [UInt8] {
+        guard present else { return [] }
+        let word = codes.indices.reduce(UInt32(0)) { $0 | UInt32((codes[$1] >> 4) & 1) << UInt32($1) }
+        return littleEndian(word)
+    }
+
     /// ggml's `quantize_row_q8_K_ref`: per 256 values, the signed value of largest magnitude
     /// `max` (first one on ties) gives iscale = -127 / max; codes are round-half-even of
     /// iscale * x capped at 127; d = 1 / iscale (f32); bsums are the sums of each 16 codes.

@@ -1,0 +1,93 @@
+import EnergonCheckpoint
+import EnergonCore
+import EnergonDistributed
+
+/// One line per architecture: how to read its hyperparameters and how to build it.
+public enum ModelRegistry {
+    /// Builds a model from a configuration, a weight source, the parallel context and the
+    /// layers this worker holds (`nil` = all).
+    public typealias Builder = @Sendable (DecoderConfiguration, WeightSource, ParallelContext, Range<Int>?) throws -> any DecoderModel
+
+    struct Entry: Sendable {
+        let family: Family
+        let build: Builder
+    }
+
+    /// Families whose GGUF hyperparameters are read the same way.
+    enum Family: Sendable { case llama, qwen2, gemma3 }
+
+    static let entries: [String: Entry] = [
+        "llama": Entry(family: .llama, build: { try LlamaModel(configuration: $0, weights: $1, parallel: $2, layers: $3) }),
+        "mistral": Entry(family: .llama, build: { try LlamaModel(configuration: $0, weights: $1, parallel: $2, layers: $3) }),
+        "qwen2": Entry(family: .qwen2, build: { try LlamaModel(configuration: $0, weights: $1, parallel: $2, layers: $3) }),
+        "gemma3": Entry(family: .gemma3, build: { try Gemma3Model(configuration: $0, weights: $1, parallel: $2, layers: $3) }),
+    ]
+
+    /// Architecture names that can be built.
+    public static var supportedArchitectures: [String] { entries.keys.sorted() }
+
+    /// Reads the configuration of `architecture` from GGUF metadata.
+    /// - Parameter vocabularySize: rows of the token embedding (GGUF stores no vocab size key for every architecture).
+    public static func configuration(architecture: String, metadata: [String: GGUFValue], vocabularySize: Int,
+                                     source: String) throws -> DecoderConfiguration {
+        guard let entry = entries[architecture] else {
+            throw ModelError.unsupportedArchitecture(architecture, supported: supportedArchitectures)
+        }
+        let m = GGUFMetadataReader(metadata: metadata, architecture: architecture, source: source)
+        let hidden = try m.int("embedding_length")
+        let heads = try m.int("attention.head_count")
+        let headDimension = try m.optionalInt("attention.key_length") ?? (heads > 0 ? hidden / heads : 0)
+        var configuration = DecoderConfiguration(
+            architecture: architecture,
+            vocabularySize: vocabularySize,
+            hiddenSize: hidden,
+            intermediateSize: try m.int("feed_forward_length"),
+            layerCount: try m.int("block_count"),
+            headCount: heads,
+            kvHeadCount: try m.optionalInt("attention.head_count_kv") ?? heads,
+            headDimension: headDimension,
+            normEpsilon: try m.float("attention.layer_norm_rms_epsilon"),
+            ropeBase: try m.optionalFloat("rope.freq_base") ?? 10_000,
+            ropeLocalBase: try m.optionalFloat("rope.freq_base") ?? 10_000,
+            rotaryDimensions: try m.optionalInt("rope.dimension_count") ?? headDimension,
+            ropeStyle: .normal,
+            ropeFrequencyScale: 1,
+            contextLength: try m.int("context_length"),
+            slidingWindow: nil,
+            slidingWindowPattern: 0,
+            activation: .silu,
+            attentionScale: 1 / Float(headDimension).squareRoot(),
+            embeddingScale: 1,
+            attentionLogitSoftcap: nil,
+            finalLogitSoftcap: nil)
+        if let factor = try m.optionalFloat("rope.scaling.factor"), factor > 0,
+           metadata["\(architecture).rope.scaling.type"]?.string ?? "linear" == "linear" {
+            configuration.ropeFrequencyScale = 1 / factor
+        }
+        switch entry.family {
+        case .llama:
+            // llama.cpp's converter permutes Llama q/k rows so the "normal" (adjacent-pair) rotation applies.
+            configuration.ropeStyle = .normal
+        case .qwen2:
+            configuration.ropeStyle = .neox
+        case .gemma3:
+            configuration.ropeStyle = .neox
+            configuration.activation = .geluTanh
+            configuration.embeddingScale = Float(hidden).squareRoot()
+            configuration.slidingWindow = try m.optionalInt("attention.sliding_window")
+            configuration.slidingWindowPattern = 6
+            configuration.ropeLocalBase = 10_000
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    /// Builds the model for `configuration.architecture`.
+    public static func build(configuration: DecoderConfiguration, weights: WeightSource,
+                             parallel: ParallelContext = .serial, layers: Range<Int>? = nil) throws -> any DecoderModel {
+        guard let entry = entries[configuration.architecture] else {
+            throw ModelError.unsupportedArchitecture(configuration.architecture, supported: supportedArchitectures)
+        }
+        return try entry.build(configuration, weights, parallel, layers)
+    }
+}
