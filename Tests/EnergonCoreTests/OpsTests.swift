@@ -180,6 +180,40 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
         }
     }
 
+    @Test func emptyInputsWriteNothing() throws {
+        var sentinel: [Float] = [42]
+        let context = ComputeContext(threads: 3)
+        Ops.silu(&sentinel, count: 0, context: context)
+        Ops.gelu(&sentinel, count: 0, approximation: .erf, context: context)
+        Ops.swiglu(gate: [1], up: [1], output: &sentinel, count: 0, context: context)
+        Ops.softmax(&sentinel, rows: 0, columns: 5, context: context)
+        Ops.softmax(&sentinel, rows: 1, columns: 0, context: context)
+        Ops.rmsNorm(input: [1], weight: [1], output: &sentinel, tokens: 0, dimension: 1, epsilon: 1e-6, context: context)
+        Ops.rmsNorm(input: [1], weight: [1], output: &sentinel, tokens: 1, dimension: 0, epsilon: 1e-6, context: context)
+        Ops.layerNorm(input: [1], weight: [1], bias: nil, output: &sentinel, tokens: 0, dimension: 1, epsilon: 1e-6,
+                      context: context)
+        RoPE(headDimension: 4, rotaryDimensions: 4, base: 1e4, style: .neox)
+            .apply(&sentinel, tokens: 0, heads: 1, positions: [Int32(3)], context: context)
+        RoPE(headDimension: 1, rotaryDimensions: 0, base: 1e4, style: .normal)
+            .apply(&sentinel, tokens: 1, heads: 1, positions: [Int32(3)], context: context)
+        try Embedding.lookup(table: Tensor(shape: [2, 1], floats: [5, 6]), ids: [Int32(0)], count: 0, output: &sentinel)
+        var keyBlock: [Float] = [1, 2]
+        keyBlock.withUnsafeMutableBufferPointer { block in
+            let blocks = [block.baseAddress!]
+            blocks.withUnsafeBufferPointer { table in
+                let empty = AttentionSequence(queryOffset: 0, tokens: 0, startPosition: 0, keyBlocks: table.baseAddress!,
+                                              valueBlocks: table.baseAddress!)
+                Attention.compute(queries: [1], sequences: [empty], blockSize: 2, output: &sentinel,
+                                  configuration: AttentionConfiguration(heads: 1, kvHeads: 1, headDimension: 1, scale: 1),
+                                  context: context)
+                Attention.compute(queries: [1], sequences: [], blockSize: 2, output: &sentinel,
+                                  configuration: AttentionConfiguration(heads: 1, kvHeads: 1, headDimension: 1, scale: 1),
+                                  context: context)
+            }
+        }
+        #expect(sentinel == [42])
+    }
+
     @Test(arguments: sizes)
     func addScaleAndBiasAreExact(count: Int) {
         var random = OpsTestRandom()
