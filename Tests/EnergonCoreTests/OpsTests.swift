@@ -128,6 +128,18 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
         }
     }
 
+    @Test(arguments: levels)
+    func softmaxGivesMaskedEntriesZero(isa: ISA) {
+        var random = OpsTestRandom()
+        var x = random.floats(100, in: -50...50)
+        for index in stride(from: 0, to: 100, by: 3) { x[index] = -.infinity }
+        var output = x
+        Ops.softmax(&output, rows: 1, columns: 100, context: ComputeContext(threads: 1, isa: isa))
+        let expected = ReferenceOps.softmax(x, rows: 1, columns: 100)
+        #expect(opsWorstError(output, expected, absolute: 1e-9, relative: 2e-6) <= 1, "seed \(random.seed)")
+        #expect(stride(from: 0, to: 100, by: 3).allSatisfy { output[$0] == 0 })
+    }
+
     @Test(arguments: levels, sizes)
     func rmsNormMatchesReference(isa: ISA, dimension: Int) {
         var random = OpsTestRandom()
