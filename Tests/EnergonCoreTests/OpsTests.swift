@@ -303,6 +303,24 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
         #expect(cached == computed)
     }
 
+    @Test(arguments: [RoPE.Style.normal, .neox])
+    func frequencyFactorsMatchReference(style: RoPE.Style) {
+        var random = OpsTestRandom()
+        // Llama 3.1-style factors: 1 for high frequencies, up to 8 for low ones.
+        let factors = (0..<32).map { index in Float(1 + 7 * Double(index) / 31) }
+        let x = random.floats(9 * 3 * 64, in: -2...2)
+        let positions = (0..<9).map { _ in Int32.random(in: 0...9000, using: &random) }
+        var output = x
+        RoPE(headDimension: 64, rotaryDimensions: 64, base: 5e5, style: style, frequencyFactors: factors)
+            .apply(&output, tokens: 9, heads: 3, positions: positions, context: ComputeContext(threads: 1))
+        let expected = ReferenceOps.rope(x, tokens: 9, heads: 3, headDimension: 64, rotaryDimensions: 64, base: 5e5,
+                                         style: style, frequencyFactors: factors, positions: positions)
+        #expect(opsWorstError(output, expected, absolute: 1e-6, relative: 1e-6) <= 1, "seed \(random.seed)")
+        let plain = ReferenceOps.rope(x, tokens: 9, heads: 3, headDimension: 64, rotaryDimensions: 64, base: 5e5,
+                                      style: style, positions: positions)
+        #expect(opsWorstError(output, plain, absolute: 1e-3, relative: 0) > 1)
+    }
+
     @Test func positionZeroIsIdentityAndStylesDiffer() {
         var random = OpsTestRandom()
         let x = random.floats(64, in: -1...1)
