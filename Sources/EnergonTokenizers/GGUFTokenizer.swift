@@ -198,7 +198,10 @@ public struct GGUFTokenizer: Tokenizer {
                 throw TokenizerError.missingKey(source: source, key: "tokenizer.ggml.unknown_token_id")
             }
             let longest = metadata.tokens.reduce(0) { max($0, $1.utf8.count) }
-            engine = .wordPiece(WordPieceGGUF(textTable: textTable, unknownID: unknownID, maximumTokenLength: longest))
+            let lowercase = metadata.normalizerLowercase ?? true
+            engine = .wordPiece(WordPieceGGUF(textTable: textTable, unknownID: unknownID, maximumTokenLength: longest,
+                                              lowercase: lowercase,
+                                              stripAccents: metadata.normalizerStripAccents ?? lowercase))
             for (index, text) in metadata.tokens.enumerated() {
                 pieces.append(Self.piece(text, kind: kinds[index], algorithm: algorithm))
             }

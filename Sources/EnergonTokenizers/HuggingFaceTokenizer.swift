@@ -53,7 +53,7 @@ public struct HuggingFaceTokenizer: Tokenizer {
     public init(folder: String) throws {
         let file = folder + "/tokenizer.json"
         let root = try JSONNode.parse(file: file)
-        _ = try root.object()
+        _ = try root.members()
         let configFile = folder + "/tokenizer_config.json"
         let config = FileManager.default.fileExists(atPath: configFile) ? try JSONNode.parse(file: configFile) : nil
         try self.init(root: root, config: config)
@@ -65,9 +65,8 @@ public struct HuggingFaceTokenizer: Tokenizer {
 
         // Vocabulary: model vocab plus added tokens (which may extend it).
         var idToText: [Int: String] = [:]
-        let vocabulary = try modelNode["vocab"].object()
-        for (text, value) in vocabulary {
-            guard let number = value as? NSNumber, let id = Int(exactly: number.doubleValue), id >= 0, id < Int(Int32.max) else {
+        for (text, value) in try modelNode["vocab"].members() {
+            guard let id = try? value.int(), id >= 0, id < Int(Int32.max) else {
                 throw modelNode["vocab"].error("maps `\(text)` to something other than a token id")
             }
             idToText[id] = text
@@ -112,7 +111,7 @@ public struct HuggingFaceTokenizer: Tokenizer {
             }
             var merges: [(Substring, Substring)] = []
             for node in try modelNode["merges"].array() {
-                if let line = node.value as? String {
+                if let line = node.stringValue {
                     guard let space = line.utf8.dropFirst().firstIndex(of: 0x20) else { throw node.error("has no space") }
                     merges.append((line[line.startIndex..<space], line[line.index(after: space)...]))
                 } else {
@@ -227,7 +226,7 @@ public struct HuggingFaceTokenizer: Tokenizer {
 
     static func configToken(_ node: JSONNode, table: ByteStringTable) throws -> Int32? {
         if node.isNull { return nil }
-        let text = node.value is String ? try node.string() : try node["content"].string()
+        let text = try node.stringValue ?? node["content"].string()
         return table.lookup(text.utf8)
     }
 

@@ -17,6 +17,21 @@ import Testing
         #expect((Self.fixtures["expressions"]?.arrayValue.count ?? 0) > 50)
     }
 
+    /// The local time the fixtures were rendered at (`strftime_now`).
+    static let fixtureNow: Date = {
+        let fields = (fixtures["now"]?.arrayValue ?? []).compactMap(\.intValue)
+        guard fields.count == 6 else { return Date(timeIntervalSince1970: 0) }
+        var parts = tm()
+        parts.tm_year = Int32(fields[0] - 1900)
+        parts.tm_mon = Int32(fields[1] - 1)
+        parts.tm_mday = Int32(fields[2])
+        parts.tm_hour = Int32(fields[3])
+        parts.tm_min = Int32(fields[4])
+        parts.tm_sec = Int32(fields[5])
+        parts.tm_isdst = -1
+        return Date(timeIntervalSince1970: TimeInterval(mktime(&parts)))
+    }()
+
     static func messages(_ conversation: TemplateValue) -> [ChatMessage] {
         conversation.arrayValue.map { item in
             var fields = item.objectValue
@@ -47,7 +62,7 @@ import Testing
                 try chatTemplate.render(
                     messages: Self.messages(conversation), addGenerationPrompt: testCase["add_generation_prompt"]?.boolValue ?? false,
                     bosToken: template["bos_token"]?.stringValue ?? "", eosToken: template["eos_token"]?.stringValue ?? "",
-                    extra: extra)
+                    extra: extra, now: Self.fixtureNow)
             }
             if let expected = testCase["expected"]?.stringValue {
                 do {
@@ -79,7 +94,7 @@ import Testing
             for (key, value) in testCase["context"]?.objectValue.pairs ?? [] { context[key] = value }
             let result: Result<String, ChatTemplateError>
             do {
-                result = .success(try ChatTemplate(source: source).render(context: context))
+                result = .success(try ChatTemplate(source: source).render(context: context, now: Self.fixtureNow))
             } catch {
                 result = .failure(error)
             }

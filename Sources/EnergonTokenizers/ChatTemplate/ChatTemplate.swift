@@ -2,6 +2,8 @@
 // transformers' `apply_chat_template` builds (`messages`, `tools`, `documents`, `add_generation_prompt`,
 // the special tokens, plus any extra keyword arguments).
 
+import Foundation
+
 /// A Hugging Face chat template (the Jinja text in a GGUF's `tokenizer.chat_template` or in
 /// `tokenizer_config.json`), parsed once and rendered like transformers does: Jinja with
 /// `trim_blocks` and `lstrip_blocks`, `raise_exception`, `strftime_now`, loop controls and a `tojson`
@@ -30,11 +32,12 @@ public struct ChatTemplate: Sendable {
     ///   - eosToken: the model's end-of-sequence token text (`eos_token` in the template).
     ///   - extra: further template variables (`tools`, `date_string`, `enable_thinking`, ...); they
     ///     override the defaults above of the same name.
+    ///   - now: the time `strftime_now` formats (local time zone), the current time by default.
     /// - Returns: the prompt text.
     /// - Throws: `ChatTemplateError`: `.raised` when the template rejects the conversation through
     ///   `raise_exception` (the message is the template's), `.runtime` for type errors and undefined values.
     public func render(messages: [ChatMessage], addGenerationPrompt: Bool, bosToken: String, eosToken: String,
-                       extra: [String: TemplateValue] = [:]) throws(ChatTemplateError) -> String
+                       extra: [String: TemplateValue] = [:], now: Date = Date()) throws(ChatTemplateError) -> String
     {
         var context: [String: TemplateValue] = [
             "messages": .array(messages.map(\.templateValue)),
@@ -45,15 +48,17 @@ public struct ChatTemplate: Sendable {
             "documents": .null,
         ]
         for (key, value) in extra { context[key] = value }
-        return try render(context: context)
+        return try render(context: context, now: now)
     }
 
     /// Renders with an explicit context: every variable the template reads (`messages` included).
-    /// - Parameter context: the template's variables.
+    /// - Parameters:
+    ///   - context: the template's variables.
+    ///   - now: the time `strftime_now` formats (local time zone), the current time by default.
     /// - Returns: the rendered text.
     /// - Throws: `ChatTemplateError` as `render(messages:addGenerationPrompt:bosToken:eosToken:extra:)`.
-    public func render(context: [String: TemplateValue]) throws(ChatTemplateError) -> String {
-        var globals = makeGlobalFunctions()
+    public func render(context: [String: TemplateValue], now: Date = Date()) throws(ChatTemplateError) -> String {
+        var globals = makeGlobalFunctions(now: time_t(now.timeIntervalSince1970.rounded(.down)))
         for (key, value) in context { globals[key] = JinjaValue(value) }
         let renderer = TemplateRenderer(globals: globals)
         _ = try renderer.execute(nodes)

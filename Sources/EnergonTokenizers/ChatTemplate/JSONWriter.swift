@@ -11,7 +11,7 @@ struct TemplateJSONWriter {
     var output = ""
 
     mutating func write(_ value: JinjaValue, level: Int, _ location: TemplateSourceLocation) throws(ChatTemplateError) {
-        switch value {
+        switch value.demoted {
         case .none: output += "null"
         case .bool(let flag): output += flag ? "true" : "false"
         case .int(let number): output += String(number)
@@ -21,16 +21,40 @@ struct TemplateJSONWriter {
             } else {
                 output += pythonFloatRepresentation(number)
             }
-        case .string(let text): writeString(text)
+        case .string(let text), .markup(let text): writeString(text)
         case .array(let items), .tuple(let items):
             try writeContainer(items.map { (nil, $0) }, open: "[", close: "]", level: level, location)
         case .dictionary(let dictionary):
-            var pairs = dictionary.pairs
+            var pairs: [(key: String, value: JinjaValue, original: JinjaValue)] = []
+            for pair in dictionary.pairs {
+                let key: String
+                switch pair.key {
+                case .string(let text): key = text
+                case .int(let number): key = String(number)
+                case .double(let number): key = pythonFloatRepresentation(number)
+                case .bool(let flag): key = flag ? "true" : "false"
+                case .none: key = "null"
+                default:
+                    throw location.runtimeError(
+                        "keys must be str, int, float, bool or None, not \(pair.key.typeName)")
+                }
+                pairs.append((key, pair.value, pair.key))
+            }
             if sortKeys {
-                pairs.sort { $0.key.unicodeScalars.lexicographicallyPrecedes($1.key.unicodeScalars) }
+                // Python sorts the original keys; mixing strings and numbers is a TypeError there.
+                let allStrings = pairs.allSatisfy { if case .string = $0.original { return true } else { return false } }
+                let allNumbers = pairs.allSatisfy { $0.original.numericValue != nil }
+                guard allStrings || allNumbers else {
+                    throw location.runtimeError("'<' not supported between instances of 'int' and 'str'")
+                }
+                if allStrings {
+                    pairs.sort { $0.key.unicodeScalars.lexicographicallyPrecedes($1.key.unicodeScalars) }
+                } else {
+                    pairs.sort { ($0.original.numericValue ?? 0) < ($1.original.numericValue ?? 0) }
+                }
             }
             try writeContainer(pairs.map { ($0.key, $0.value) }, open: "{", close: "}", level: level, location)
-        case .undefined, .namespace, .function:
+        case .undefined, .namespace, .function, .iterator:
             let typeName = value.isUndefined ? "Undefined" : value.typeName
             throw location.runtimeError("Object of type \(typeName) is not JSON serializable")
         }

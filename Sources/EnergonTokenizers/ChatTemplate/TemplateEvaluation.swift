@@ -29,10 +29,10 @@ extension TemplateRenderer {
         case .dictionary(let pairs, let location):
             var dictionary = JinjaDictionary()
             for pair in pairs {
-                guard case .string(let key) = try evaluate(pair.key) else {
-                    throw location.runtimeError("only string keys are supported in dictionary literals")
+                let key = try evaluate(pair.key)
+                guard dictionary.set(key, try evaluate(pair.value)) else {
+                    throw location.runtimeError("unhashable type: '\(key.typeName)'")
                 }
-                dictionary[key] = try evaluate(pair.value)
             }
             return .dictionary(dictionary)
         case .attribute(let base, let name, let location):
@@ -89,7 +89,8 @@ extension TemplateRenderer {
         }
     }
 
-    func attribute(of value: JinjaValue, _ name: String, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> JinjaValue {
+    func attribute(of rawValue: JinjaValue, _ name: String, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> JinjaValue {
+        let value = rawValue.demoted
         switch value {
         case .undefined(let reason):
             throw location.runtimeError(reason)
@@ -98,20 +99,22 @@ extension TemplateRenderer {
             if let found = dictionary[name] { return found }
             return .undefined("'dict object' has no attribute '\(name)'")
         case .namespace(let namespace):
-            return namespace.attributes[name] ?? .undefined("'JinjaNamespace' object has no attribute '\(name)'")
+            return namespace.attributes[name] ?? .undefined("'Namespace' object has no attribute '\(name)'")
         default:
             if let method = method(of: value, name, location) { return method }
             return .undefined("'\(value.typeName) object' has no attribute '\(name)'")
         }
     }
 
-    func item(of value: JinjaValue, _ key: JinjaValue, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> JinjaValue {
+    func item(of rawValue: JinjaValue, _ rawKey: JinjaValue, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> JinjaValue {
+        let value = rawValue.demoted
+        let key = rawKey.demoted
         switch value {
         case .undefined(let reason):
             throw location.runtimeError(reason)
         case .dictionary(let dictionary):
+            if let found = dictionary.value(for: key) { return found }
             if case .string(let name) = key {
-                if let found = dictionary[name] { return found }
                 return method(of: value, name, location) ?? .undefined("'dict object' has no attribute '\(name)'")
             }
             return .undefined("'dict object' has no attribute \(key.representation)")
@@ -181,9 +184,13 @@ extension TemplateRenderer {
         }
     }
 
-    func arithmetic(_ operation: JinjaBinaryOperator, _ left: JinjaValue, _ right: JinjaValue, _ location: TemplateSourceLocation)
+    func arithmetic(_ operation: JinjaBinaryOperator, _ rawLeft: JinjaValue, _ rawRight: JinjaValue, _ location: TemplateSourceLocation)
         throws(ChatTemplateError) -> JinjaValue
     {
+        // Markup (from `|safe` or `|escape`) + str escapes the plain operand, as markupsafe does.
+        if operation == .add, let markup = markupConcatenation(rawLeft, rawRight) { return markup }
+        let left = rawLeft.demoted
+        let right = rawRight.demoted
         if case .undefined(let reason) = left { throw location.runtimeError(reason) }
         if case .undefined(let reason) = right { throw location.runtimeError(reason) }
         let typeError = location.runtimeError(
@@ -274,9 +281,11 @@ extension TemplateRenderer {
     }
 
     /// -1, 0 or 1 as Python orders numbers, strings (by code point) and sequences.
-    func ordering(_ left: JinjaValue, _ right: JinjaValue, _ symbol: String, _ location: TemplateSourceLocation)
+    func ordering(_ rawLeft: JinjaValue, _ rawRight: JinjaValue, _ symbol: String, _ location: TemplateSourceLocation)
         throws(ChatTemplateError) -> Int
     {
+        let left = rawLeft.demoted
+        let right = rawRight.demoted
         if case .undefined(let reason) = left { throw location.runtimeError(reason) }
         if case .undefined(let reason) = right { throw location.runtimeError(reason) }
         if let a = left.integerValue, let b = right.integerValue { return a < b ? -1 : a > b ? 1 : 0 }
@@ -295,7 +304,9 @@ extension TemplateRenderer {
     }
 
     /// Python `needle in container`.
-    func contains(_ container: JinjaValue, _ needle: JinjaValue, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> Bool {
+    func contains(_ rawContainer: JinjaValue, _ rawNeedle: JinjaValue, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> Bool {
+        let container = rawContainer.demoted
+        let needle = rawNeedle.demoted
         switch container {
         case .undefined: return false
         case .string(let text):
@@ -305,8 +316,8 @@ extension TemplateRenderer {
             return part.isEmpty || text.unicodeScalars.firstRange(of: part.unicodeScalars) != nil
         case .array(let items), .tuple(let items): return items.contains { $0.equals(needle) }
         case .dictionary(let dictionary):
-            guard case .string(let key) = needle else { return false }
-            return dictionary[key] != nil
+            return dictionary.value(for: needle) != nil
+        case .iterator(let items): return items.contains { $0.equals(needle) }
         case .namespace(let namespace):
             guard case .string(let key) = needle else { return false }
             return namespace.attributes[key] != nil
@@ -364,4 +375,15 @@ func formatFixed(_ number: Double, digits: Int) -> String {
     if number.isNaN { return "nan" }
     if number.isInfinite { return number < 0 ? "-inf" : "inf" }
     return String(format: "%.*f", digits, number)
+}
+
+/// markupsafe's `Markup.__add__` / `__radd__`: when one string operand is Markup, the other is
+/// HTML-escaped and the result is Markup. Nil when neither operand is Markup (or one is not a string).
+private func markupConcatenation(_ left: JinjaValue, _ right: JinjaValue) -> JinjaValue? {
+    switch (left, right) {
+    case (.markup(let a), .markup(let b)): return .markup(a + b)
+    case (.markup(let a), .string(let b)): return .markup(a + htmlEscape(b))
+    case (.string(let a), .markup(let b)): return .markup(htmlEscape(a) + b)
+    default: return nil
+    }
 }

@@ -5,13 +5,19 @@
 import Foundation
 
 extension TemplateRenderer {
-    func applyFilter(_ name: String, _ value: JinjaValue, _ arguments: JinjaArguments) throws(ChatTemplateError) -> JinjaValue {
+    func applyFilter(_ name: String, _ rawValue: JinjaValue, _ arguments: JinjaArguments) throws(ChatTemplateError) -> JinjaValue {
+        switch name {
+        case "safe": return rawValue.isMarkup ? rawValue : .markup(rawValue.string)
+        case "escape", "e": return rawValue.isMarkup ? rawValue : .markup(htmlEscape(rawValue.string))
+        case "forceescape": return .markup(htmlEscape(rawValue.string))
+        default: break
+        }
+        let value = rawValue.demoted
         let location = arguments.location
         func text() -> String { value.string }
         switch name {
-        case "safe", "string":
-            if name == "string", case .undefined = value { return .string("") }
-            return name == "safe" ? value : .string(text())
+        case "string":
+            return .string(text())
         case "trim":
             let characters: String?
             if case .string(let chars)? = arguments.value(0, "chars") { characters = chars } else { characters = nil }
@@ -47,11 +53,13 @@ extension TemplateRenderer {
             return try iterate(value, location).first ?? .undefined("No first item, sequence was empty.")
         case "last":
             if case .undefined(let reason) = value { throw location.runtimeError(reason) }
+            if case .iterator = value { throw location.runtimeError("'generator' object is not reversible") }
             return try iterate(value, location).last ?? .undefined("No last item, sequence was empty.")
         case "list": return .array(try iterate(value, location))
         case "reverse":
             if case .string(let string) = value { return .string(String(string.unicodeScalars.reversed().map(Character.init))) }
-            return .array(try iterate(value, location).reversed())
+            if case .iterator(let items) = value { return .array(items.reversed()) }  // Python: list(value) reversed
+            return .iterator(try iterate(value, location).reversed())
         case "int":
             let fallback = arguments.value(0, "default") ?? .int(0)
             switch value {
@@ -120,8 +128,8 @@ extension TemplateRenderer {
             return .string(writer.output)
         case "items":
             switch value {
-            case .undefined: return .array([])
-            case .dictionary(let dictionary): return .array(dictionary.pairs.map { .tuple([.string($0.key), $0.value]) })
+            case .undefined: return .iterator([])
+            case .dictionary(let dictionary): return .iterator(dictionary.pairs.map { .tuple([$0.key, $0.value]) })
             default: throw location.runtimeError("items filter expects a mapping, got \(value.typeName)")
             }
         case "dictsort":
@@ -131,7 +139,7 @@ extension TemplateRenderer {
             let caseSensitive = arguments.value(0, "case_sensitive")?.isTruthy ?? false
             let byValue = arguments.value(1, "by")?.string == "value"
             let reverse = arguments.value(2, "reverse")?.isTruthy ?? false
-            let pairs = dictionary.pairs.map { JinjaValue.tuple([.string($0.key), $0.value]) }
+            let pairs = dictionary.pairs.map { JinjaValue.tuple([$0.key, $0.value]) }
             return .array(try stableSort(pairs, reverse: reverse, location) { pair throws(ChatTemplateError) in
                 guard case .tuple(let items) = pair else { return pair }
                 return caseInsensitiveKey(items[byValue ? 1 : 0], caseSensitive)
@@ -147,7 +155,7 @@ extension TemplateRenderer {
         case "unique":
             let caseSensitive = arguments.value(0, "case_sensitive")?.isTruthy ?? false
             let attribute = arguments.value(1, "attribute")
-            var seen: [JinjaValue] = []
+            var seen: [JinjaValue] = []  // unique is a generator in Jinja
             var result: [JinjaValue] = []
             for item in try iterate(value, location) {
                 let key = caseInsensitiveKey(try attribute.map { path throws(ChatTemplateError) in try lookupPath(item, path, location) } ?? item,
@@ -157,7 +165,7 @@ extension TemplateRenderer {
                     result.append(item)
                 }
             }
-            return .array(result)
+            return .iterator(result)
         case "replace":
             guard let old = arguments.value(0, "old"), let new = arguments.value(1, "new") else {
                 throw location.runtimeError("replace filter expects old and new strings")
@@ -170,10 +178,10 @@ extension TemplateRenderer {
             let first = arguments.value(1, "first")?.isTruthy ?? false
             let blank = arguments.value(2, "blank")?.isTruthy ?? false
             return .string(jinjaIndent(text(), prefix: prefix, first: first, blank: blank))
-        case "escape", "e", "forceescape":
-            return .string(htmlEscape(text()))
         case "map", "select", "reject", "selectattr", "rejectattr":
-            return .array(try mapOrSelect(name, try iterate(value, location), arguments))
+            // Jinja's map/select/... are generators that yield nothing for a false input (`if value:`).
+            guard value.isTruthy else { return .iterator([]) }
+            return .iterator(try mapOrSelect(name, try iterate(value, location), arguments))
         case "attr":
             // Python getattr only: methods and namespace attributes, never dictionary keys.
             let attributeName = arguments.value(0, "name")?.string ?? ""
@@ -205,7 +213,7 @@ extension TemplateRenderer {
                 throw location.runtimeError("batch expects a positive size")
             }
             let items = try iterate(value, location)
-            return .array(stride(from: 0, to: items.count, by: size).map { .array(Array(items[$0..<min($0 + size, items.count)])) })
+            return .iterator(stride(from: 0, to: items.count, by: size).map { .array(Array(items[$0..<min($0 + size, items.count)])) })
         default:
             throw location.runtimeError("unknown filter `\(name)`")
         }

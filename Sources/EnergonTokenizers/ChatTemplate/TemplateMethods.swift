@@ -3,7 +3,8 @@
 // that would mutate a list or dictionary are refused.
 
 extension TemplateRenderer {
-    func method(of value: JinjaValue, _ name: String, _ location: TemplateSourceLocation) -> JinjaValue? {
+    func method(of rawValue: JinjaValue, _ name: String, _ location: TemplateSourceLocation) -> JinjaValue? {
+        let value = rawValue.demoted
         switch value {
         case .string(let text): return stringMethod(text, name)
         case .dictionary(let dictionary): return dictionaryMethod(dictionary, name)
@@ -18,8 +19,8 @@ extension TemplateRenderer {
 
     private func dictionaryMethod(_ dictionary: JinjaDictionary, _ name: String) -> JinjaValue? {
         switch name {
-        case "items": return bound(name) { _ in .array(dictionary.pairs.map { .tuple([.string($0.key), $0.value]) }) }
-        case "keys": return bound(name) { _ in .array(dictionary.keys.map(JinjaValue.string)) }
+        case "items": return bound(name) { _ in .array(dictionary.pairs.map { .tuple([$0.key, $0.value]) }) }
+        case "keys": return bound(name) { _ in .array(dictionary.keys) }
         case "values": return bound(name) { _ in .array(dictionary.pairs.map(\.value)) }
         case "get":
             return bound(name) { arguments throws(ChatTemplateError) in
@@ -27,8 +28,7 @@ extension TemplateRenderer {
                     throw arguments.location.runtimeError("get expected at least 1 argument, got 0")
                 }
                 let fallback = arguments.value(1, "default") ?? .none
-                guard case .string(let name) = key else { return fallback }
-                return dictionary[name] ?? fallback
+                return dictionary.value(for: key) ?? fallback
             }
         case "copy": return bound(name) { _ in .dictionary(dictionary) }
         case "pop", "popitem", "update", "setdefault", "clear":

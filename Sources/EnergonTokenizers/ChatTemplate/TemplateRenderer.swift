@@ -120,10 +120,11 @@ final class TemplateRenderer {
 
     /// The items a `for` loop visits: list and tuple items, dictionary keys, string characters.
     func iterate(_ value: JinjaValue, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> [JinjaValue] {
-        switch value {
+        switch value.demoted {
         case .undefined: return []
         case .array(let items), .tuple(let items): return items
-        case .dictionary(let dictionary): return dictionary.keys.map(JinjaValue.string)
+        case .dictionary(let dictionary): return dictionary.keys
+        case .iterator(let items): return items
         case .string(let text): return text.unicodeScalars.map { .string(String($0)) }
         default: throw location.runtimeError("'\(value.typeName)' object is not iterable")
         }

@@ -2,10 +2,39 @@
 // Printing follows Python's `str()` (lists print their items with `repr()`), truthiness follows Python,
 // equality follows Python (1 == 1.0 == True, a list never equals a tuple).
 
-/// A string-keyed dictionary that keeps insertion order (Python `dict`).
+/// A dictionary key as Python hashes it: 1, 1.0 and True are the same key.
+enum JinjaDictionaryKey: Hashable {
+    case string(String)
+    case integer(Int)
+    case float(Double)
+    case none
+    case tuple([JinjaDictionaryKey])
+
+    /// The key for a value, or nil when the value is unhashable (list, dict, ...).
+    init?(_ value: JinjaValue) {
+        switch value {
+        case .string(let text): self = .string(text)
+        case .int(let number): self = .integer(number)
+        case .bool(let flag): self = .integer(flag ? 1 : 0)
+        case .double(let number):
+            if number == number.rounded(), abs(number) < 9.2e18 { self = .integer(Int(number)) } else { self = .float(number) }
+        case .none: self = .none
+        case .tuple(let items):
+            var keys: [JinjaDictionaryKey] = []
+            for item in items {
+                guard let key = JinjaDictionaryKey(item) else { return nil }
+                keys.append(key)
+            }
+            self = .tuple(keys)
+        default: return nil
+        }
+    }
+}
+
+/// A dictionary that keeps insertion order (Python `dict`); keys are any hashable value.
 struct JinjaDictionary {
-    private(set) var keys: [String] = []
-    private var storage: [String: JinjaValue] = [:]
+    private(set) var keys: [JinjaValue] = []
+    private var storage: [JinjaDictionaryKey: (key: JinjaValue, value: JinjaValue)] = [:]
 
     init() {}
 
@@ -14,19 +43,39 @@ struct JinjaDictionary {
     }
 
     subscript(key: String) -> JinjaValue? {
-        get { storage[key] }
+        get { storage[.string(key)]?.value }
         set {
             if let newValue {
-                if storage.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if storage.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
+                set(.string(key), newValue)
+            } else if storage.removeValue(forKey: .string(key)) != nil {
+                keys.removeAll { JinjaDictionaryKey($0) == .string(key) }
             }
         }
     }
 
-    var pairs: [(key: String, value: JinjaValue)] {
-        // invariant: `keys` and `storage` hold the same key set
-        keys.map { ($0, storage[$0]!) }
+    /// Lookup by any value; an unhashable key finds nothing.
+    func value(for key: JinjaValue) -> JinjaValue? {
+        JinjaDictionaryKey(key).flatMap { storage[$0]?.value }
+    }
+
+    /// Stores `value` under a hashable key; returns false for an unhashable key.
+    @discardableResult
+    mutating func set(_ key: JinjaValue, _ value: JinjaValue) -> Bool {
+        guard let hashed = JinjaDictionaryKey(key) else { return false }
+        if let existing = storage[hashed] {
+            storage[hashed] = (existing.key, value)  // Python keeps the first key object
+        } else {
+            storage[hashed] = (key, value)
+            keys.append(key)
+        }
+        return true
+    }
+
+    var pairs: [(key: JinjaValue, value: JinjaValue)] {
+        keys.map { key in
+            // invariant: every entry of `keys` is hashable and stored
+            storage[JinjaDictionaryKey(key)!]!
+        }
     }
 
     var count: Int { keys.count }
@@ -73,9 +122,14 @@ enum JinjaValue {
     case int(Int)
     case double(Double)
     case string(String)
+    /// markupsafe's `Markup` (made by `|safe` and `|escape`): a string that escapes what is added to it.
+    case markup(String)
     case array([JinjaValue])
     case tuple([JinjaValue])
     case dictionary(JinjaDictionary)
+    /// A one-pass Python iterator (what `map`, `select`, `items`, `unique`, ... return in Jinja): iterable,
+    /// always true, without a length, not JSON-serializable.
+    case iterator([JinjaValue])
     case namespace(JinjaNamespace)
     case function(JinjaFunction)
 
@@ -91,6 +145,17 @@ enum JinjaValue {
         }
     }
 
+    var isMarkup: Bool {
+        if case .markup = self { return true }
+        return false
+    }
+
+    /// Markup as a plain string: every operation but `+` and the escaping filters treats it as one.
+    var demoted: JinjaValue {
+        if case .markup(let text) = self { return .string(text) }
+        return self
+    }
+
     var isUndefined: Bool {
         if case .undefined = self { return true }
         return false
@@ -103,10 +168,10 @@ enum JinjaValue {
         case .bool(let flag): return flag
         case .int(let number): return number != 0
         case .double(let number): return number != 0
-        case .string(let text): return !text.isEmpty
+        case .string(let text), .markup(let text): return !text.isEmpty
         case .array(let items), .tuple(let items): return !items.isEmpty
         case .dictionary(let dictionary): return dictionary.count > 0
-        case .namespace, .function: return true
+        case .namespace, .function, .iterator: return true
         }
     }
 
@@ -119,10 +184,12 @@ enum JinjaValue {
         case .int: return "int"
         case .double: return "float"
         case .string: return "str"
+        case .markup: return "Markup"
         case .array: return "list"
         case .tuple: return "tuple"
         case .dictionary: return "dict"
-        case .namespace: return "JinjaNamespace"
+        case .iterator: return "generator"
+        case .namespace: return "Namespace"
         case .function: return "function"
         }
     }
@@ -150,7 +217,7 @@ enum JinjaValue {
     var string: String {
         switch self {
         case .undefined: return ""
-        case .string(let text): return text
+        case .string(let text), .markup(let text): return text
         default: return representation
         }
     }
@@ -164,29 +231,31 @@ enum JinjaValue {
         case .int(let number): return String(number)
         case .double(let number): return pythonFloatRepresentation(number)
         case .string(let text): return pythonStringRepresentation(text)
+        case .markup(let text): return "Markup(" + pythonStringRepresentation(text) + ")"
         case .array(let items): return "[" + items.map(\.representation).joined(separator: ", ") + "]"
         case .tuple(let items):
             if items.count == 1 { return "(" + items[0].representation + ",)" }
             return "(" + items.map(\.representation).joined(separator: ", ") + ")"
         case .dictionary(let dictionary):
-            return "{" + dictionary.pairs.map { pythonStringRepresentation($0.key) + ": " + $0.value.representation }
+            return "{" + dictionary.pairs.map { $0.key.representation + ": " + $0.value.representation }
                 .joined(separator: ", ") + "}"
         case .namespace(let namespace):
-            return "<JinjaNamespace " + JinjaValue.dictionary(namespace.attributes).representation + ">"
+            return "<Namespace " + JinjaValue.dictionary(namespace.attributes).representation + ">"
         case .function(let function): return "<function \(function.name)>"
+        case .iterator: return "<generator object>"
         }
     }
 
     /// Python `==` (Undefined equals only Undefined).
     func equals(_ other: JinjaValue) -> Bool {
-        switch (self, other) {
+        switch (self.demoted, other.demoted) {
         case (.undefined, .undefined), (.none, .none): return true
         case (.string(let left), .string(let right)): return left.unicodeScalars.elementsEqual(right.unicodeScalars)
         case (.array(let left), .array(let right)), (.tuple(let left), .tuple(let right)):
             return left.count == right.count && zip(left, right).allSatisfy { $0.equals($1) }
         case (.dictionary(let left), .dictionary(let right)):
             return left.count == right.count
-                && left.pairs.allSatisfy { pair in right[pair.key].map { pair.value.equals($0) } ?? false }
+                && left.pairs.allSatisfy { pair in right.value(for: pair.key).map { pair.value.equals($0) } ?? false }
         case (.namespace(let left), .namespace(let right)): return left === right
         case (.function(let left), .function(let right)): return left === right
         default:

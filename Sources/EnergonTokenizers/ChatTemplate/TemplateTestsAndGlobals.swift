@@ -4,7 +4,8 @@
 import Foundation
 
 extension TemplateRenderer {
-    func applyTest(_ name: String, _ value: JinjaValue, _ arguments: JinjaArguments) throws(ChatTemplateError) -> Bool {
+    func applyTest(_ name: String, _ rawValue: JinjaValue, _ arguments: JinjaArguments) throws(ChatTemplateError) -> Bool {
+        let value = rawValue.demoted
         let location = arguments.location
         func argument() throws(ChatTemplateError) -> JinjaValue {
             guard let first = arguments.positional.first ?? arguments.keyword.first?.1 else {
@@ -107,7 +108,7 @@ private let knownTests: Set<String> = [
 ]
 
 /// The functions every template can call.
-func makeGlobalFunctions() -> [String: JinjaValue] {
+func makeGlobalFunctions(now: time_t) -> [String: JinjaValue] {
     var globals: [String: JinjaValue] = [:]
     globals["raise_exception"] = .function(JinjaFunction(name: "raise_exception") { arguments throws(ChatTemplateError) in
         let message = arguments.value(0, "message")?.string ?? ""
@@ -136,7 +137,7 @@ func makeGlobalFunctions() -> [String: JinjaValue] {
             guard case .dictionary(let dictionary) = positional else {
                 throw arguments.location.runtimeError("namespace() positional argument must be a dict")
             }
-            for pair in dictionary.pairs { attributes[pair.key] = pair.value }
+            for pair in dictionary.pairs { attributes.set(pair.key, pair.value) }
         }
         for (key, value) in arguments.keyword { attributes[key] = value }
         return .namespace(JinjaNamespace(attributes))
@@ -147,7 +148,7 @@ func makeGlobalFunctions() -> [String: JinjaValue] {
             guard case .dictionary(let source) = positional else {
                 throw arguments.location.runtimeError("dict() positional argument must be a dict")
             }
-            for pair in source.pairs { dictionary[pair.key] = pair.value }
+            for pair in source.pairs { dictionary.set(pair.key, pair.value) }
         }
         for (key, value) in arguments.keyword { dictionary[key] = value }
         return .dictionary(dictionary)
@@ -156,14 +157,15 @@ func makeGlobalFunctions() -> [String: JinjaValue] {
         guard case .string(let format)? = arguments.value(0, "format") else {
             throw arguments.location.runtimeError("strftime_now expects a format string")
         }
-        return .string(strftimeNow(format))
+        return .string(formatLocalTime(format, now))
     })
     return globals
 }
 
-/// The current local time formatted with C's `strftime` (what Python's `datetime.now().strftime` uses).
-func strftimeNow(_ format: String) -> String {
-    var now = time(nil)
+/// A time formatted in the local time zone with C's `strftime` (what Python's `datetime.now().strftime`
+/// uses).
+func formatLocalTime(_ format: String, _ time: time_t) -> String {
+    var now = time
     var parts = tm()
     localtime_r(&now, &parts)
     var buffer = [CChar](repeating: 0, count: 512)
