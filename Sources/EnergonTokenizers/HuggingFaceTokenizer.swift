@@ -33,6 +33,7 @@ public struct HuggingFaceTokenizer: Tokenizer {
     let templatePrefix: [Int32]
     let templateSuffix: [Int32]
     let leadingSpaceStrip: Bool
+    let specialIDs: Set<Int32>
 
     /// The beginning-of-sequence token, if the model has one.
     public let bosTokenID: Int32?
@@ -222,6 +223,7 @@ public struct HuggingFaceTokenizer: Tokenizer {
         self.templateSuffix = suffix
         self.bosTokenID = bos
         self.eosTokenIDs = endOfGeneration
+        self.specialIDs = specialIDs
     }
 
     /// Ids at or above this are rejected: the table of token texts is sized by the largest id, and
@@ -281,6 +283,8 @@ public struct HuggingFaceTokenizer: Tokenizer {
         }
     }
 
+    /// Added tokens marked `special` (what `skip_special_tokens` drops).
+    public func isControlToken(_ id: Int32) -> Bool { specialIDs.contains(id) }
     /// The vocabulary entry of a token as the file stores it, or nil outside the vocabulary.
     public func tokenText(_ id: Int32) -> String? { id >= 0 && Int(id) < texts.count ? texts[Int(id)] : nil }
     /// The bytes a token contributes to decoded text, or nil outside the vocabulary.
