@@ -25,6 +25,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tokenizer_fixture_texts import TEXTS  # noqa: E402
 
+EXTRA_TEXTS = ["[INST] Hello [/INST] world", "a[INST]b [/INST]  c"]
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "EnergonTokenizersTests", "Fixtures", "tokenizers")
 
@@ -36,6 +38,8 @@ GGUF_MODELS = {
     "smollm2-vocab-llama-bpe": "SmolLM2-vocab-llama-bpe.gguf",
     "smollm2-vocab-qwen2": "SmolLM2-vocab-qwen2.gguf",
     "smollm2-vocab-default": "SmolLM2-vocab-default.gguf",
+    # Gemma's vocabulary with add_space_prefix = true (Llama 2 / Mistral SentencePiece setting).
+    "gemma3-vocab-space-prefix": "gemma3-vocab-space-prefix.gguf",
     # The committed WordPiece vocabulary as a GGUF `bert` vocabulary (make_vocab_variants.py,
     # committed next to the fixtures: it is 16 KB of metadata, no tensors).
     "bert-vocab": os.path.join(OUT, "bert-vocab.gguf"),
@@ -99,7 +103,7 @@ def gguf_fixtures(llama_bin, models, keys=None):
 
 def hf_cases(tokenizer):
     cases = []
-    for text in TEXTS:
+    for text in TEXTS + EXTRA_TEXTS:
         cases.append({
             "text": text,
             "ids": tokenizer.encode(text, add_special_tokens=True).ids,
@@ -167,7 +171,17 @@ def train_small_tokenizers():
         single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", 1)])
     llama2.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
                                         decoders.Strip(" ", 1, 0)])
-    return {"wordpiece-bert": wp, "bpe-llama3-split": bpe, "spm-llama2-bytefallback": llama2}
+    # Metaspace pre-tokenizer as Mistral's tokenizer.json (prepend_scheme "first", no split),
+    # the same vocabulary and merges, a Metaspace decoder.
+    mistral = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    mistral.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+    mistral.add_special_tokens(["<unk>", "<s>", "</s>"])
+    mistral.add_tokens(["[INST]", "[/INST]"])
+    mistral.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", 1)])
+    mistral.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+    return {"wordpiece-bert": wp, "bpe-llama3-split": bpe, "spm-llama2-bytefallback": llama2,
+            "spm-metaspace-first": mistral}
 
 
 def hf_fixtures(models):

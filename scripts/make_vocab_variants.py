@@ -8,6 +8,8 @@ writes OUT_DIR/SmolLM2-vocab-<pre>.gguf for each pre value, and, given a WordPie
 OUT_DIR/bert-vocab.gguf (committed as Tests/EnergonTokenizersTests/Fixtures/tokenizers/bert-vocab.gguf):
 that vocabulary converted as llama.cpp's conversion/bert.py does
 (`##x` -> `x`, other normal tokens -> `▁x`, special tokens kept, tokenizer.ggml.model = bert).
+Also, if gemma-3-270m-q4_k_m.gguf sits next to SOURCE, OUT_DIR/gemma3-vocab-space-prefix.gguf:
+Gemma 3's vocabulary with add_space_prefix = true, the SentencePiece setting of Llama 2 / Mistral.
 """
 import json
 import os
@@ -38,8 +40,28 @@ def main():
         writer.write_tensors_to_file()
         writer.close()
         os.replace(path + ".tmp", path)
+    gemma = os.path.join(os.path.dirname(source), "gemma-3-270m-q4_k_m.gguf")
+    if os.path.exists(gemma):
+        write_space_prefix_variant(gemma, os.path.join(out_dir, "gemma3-vocab-space-prefix.gguf"))
     if len(sys.argv) > 3:
         write_bert(reader, arch, sys.argv[3], os.path.join(out_dir, "bert-vocab.gguf"))
+
+
+def write_space_prefix_variant(source, path):
+    """Gemma 3's SentencePiece vocabulary with add_space_prefix = true (Llama 2 / Mistral style)."""
+    reader = GGUFReader(source)
+    writer = GGUFWriter(path + ".tmp", reader.fields["general.architecture"].contents())
+    for name, field in reader.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        value = True if name == "tokenizer.ggml.add_space_prefix" else field.contents()
+        vtype = field.types[0]
+        writer.add_key_value(name, value, vtype, field.types[-1] if vtype == GGUFValueType.ARRAY else None)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    os.replace(path + ".tmp", path)
 
 
 def write_bert(reader, arch, tokenizer_json, path):

@@ -105,35 +105,79 @@ public enum ModelRegistry {
         return configuration
     }
 
-    /// The configuration of a GPT-2, OPT or BERT Hugging Face folder (`config.json` read by
-    /// `ModelConfiguration`); pair it with `WeightSource(huggingFace:configuration:)`.
-    /// - Throws: `ModelError.unsupportedArchitecture` for other families; `.invalidValue` for
-    ///   variants Energon does not implement (OPT-350M's post-norm and embedding projections).
-    public static func configuration(huggingFace hf: ModelConfiguration, source: String) throws -> DecoderConfiguration {
-        let architecture = hf.modelType
-        guard let family = entries[architecture]?.family ?? encoderEntries[architecture]?.family,
-              [.gpt2, .opt, .bert].contains(family) else {
-            throw ModelError.unsupportedArchitecture(architecture, supported: ["bert", "gpt2", "opt"])
+    /// Reads the configuration of a Hugging Face checkpoint from its parsed `config.json`.
+    /// Llama-family q/k weights are permuted by `WeightSource` on the way in, so HF and GGUF
+    /// checkpoints run the same model code with the same rotary layout.
+    public static func configuration(huggingFace c: ModelConfiguration, source: String) throws -> DecoderConfiguration {
+        guard let family = c.family,
+              let registered = entries[family.rawValue]?.family ?? encoderEntries[family.rawValue]?.family else {
+            throw ModelError.unsupportedArchitecture(c.modelType, supported: supportedArchitectures + supportedEncoderArchitectures)
         }
-        if family == .opt {
-            if hf.extra["do_layer_norm_before"]?.bool == false {
-                throw ModelError.invalidValue(key: "do_layer_norm_before", value: "false", reason: "\(source): post-norm OPT (350M) is not supported")
+        let headDimension = c.headDimension
+        // transformers ≥ 5 writes `rope_parameters` (per layer type for Gemma 3) instead of `rope_theta`.
+        let ropeParameters = c.extra["rope_parameters"]?.object
+        let globalTheta = c.ropeTheta ?? ropeParameters?["rope_theta"]?.double
+            ?? ropeParameters?["full_attention"]?.object?["rope_theta"]?.double ?? 10_000
+        let localTheta = c.extra["rope_local_base_freq"]?.double
+            ?? ropeParameters?["sliding_attention"]?.object?["rope_theta"]?.double ?? 10_000
+        var configuration = DecoderConfiguration(
+            architecture: family.rawValue,
+            vocabularySize: c.vocabularySize,
+            hiddenSize: c.hiddenSize,
+            intermediateSize: c.intermediateSize,
+            layerCount: c.layerCount,
+            headCount: c.attentionHeadCount,
+            kvHeadCount: c.keyValueHeadCount,
+            headDimension: headDimension,
+            normEpsilon: Float(c.normEpsilon),
+            ropeBase: Float(globalTheta),
+            ropeLocalBase: Float(globalTheta),
+            rotaryDimensions: headDimension,
+            ropeStyle: .normal,
+            ropeFrequencyScale: 1,
+            contextLength: c.maxPositionEmbeddings ?? 4096,
+            slidingWindow: nil,
+            slidingWindowPattern: 0,
+            activation: .silu,
+            attentionScale: 1 / Float(headDimension).squareRoot(),
+            embeddingScale: 1,
+            attentionLogitSoftcap: nil,
+            finalLogitSoftcap: nil)
+        if let scaling = c.ropeScaling, scaling.type == "linear", let factor = scaling.factor, factor > 0 {
+            configuration.ropeFrequencyScale = Float(1 / factor)
+        }
+        switch registered {
+        case .llama:
+            configuration.ropeStyle = .normal
+        case .qwen2:
+            configuration.ropeStyle = .neox
+        case .gemma3:
+            configuration.ropeStyle = .neox
+            configuration.activation = .geluTanh
+            configuration.embeddingScale = Float(c.hiddenSize).squareRoot()
+            configuration.slidingWindow = c.slidingWindow
+            configuration.slidingWindowPattern = c.extra["sliding_window_pattern"]?.int ?? 6
+            if let kinds = c.extra["layer_types"]?.array?.compactMap(\.string), kinds.count == c.layerCount {
+                configuration.slidingLayers = kinds.map { $0 == "sliding_attention" }
             }
-            if let projection = hf.extra["word_embed_proj_dim"]?.int, projection != hf.hiddenSize {
-                throw ModelError.invalidValue(key: "word_embed_proj_dim", value: String(projection),
-                                              reason: "\(source): embedding projections (project_in/out) are not supported")
+            configuration.ropeLocalBase = Float(localTheta)
+            if let scalar = c.extra["query_pre_attn_scalar"]?.double, scalar > 0 {
+                configuration.attentionScale = Float(1 / scalar.squareRoot())
+            }
+        case .gpt2, .opt, .bert:
+            // Learned absolute positions, no rotary embedding. OPT's ReLU is fixed in OPTModel.
+            configuration.rotaryDimensions = 0
+            configuration.activation = registered == .bert ? .geluErf : .geluTanh
+            if registered == .opt {
+                if c.extra["do_layer_norm_before"]?.bool == false {
+                    throw ModelError.invalidValue(key: "do_layer_norm_before", value: "false", reason: "\(source): post-norm OPT (350M) is not supported")
+                }
+                if let projection = c.extra["word_embed_proj_dim"]?.int, projection != c.hiddenSize {
+                    throw ModelError.invalidValue(key: "word_embed_proj_dim", value: String(projection),
+                                                  reason: "\(source): embedding projections (project_in/out) are not supported")
+                }
             }
         }
-        guard let contextLength = hf.maxPositionEmbeddings else { throw ModelError.missingKey("max_position_embeddings", source: source) }
-        let configuration = DecoderConfiguration(
-            architecture: architecture, vocabularySize: hf.vocabularySize, hiddenSize: hf.hiddenSize,
-            intermediateSize: hf.intermediateSize, layerCount: hf.layerCount, headCount: hf.attentionHeadCount,
-            kvHeadCount: hf.keyValueHeadCount, headDimension: hf.headDimension, normEpsilon: Float(hf.normEpsilon),
-            ropeBase: 10_000, ropeLocalBase: 10_000, rotaryDimensions: 0, ropeStyle: .normal, ropeFrequencyScale: 1,
-            contextLength: contextLength, slidingWindow: nil, slidingWindowPattern: 0,
-            activation: family == .bert ? .geluErf : .geluTanh,
-            attentionScale: 1 / Float(hf.headDimension).squareRoot(), embeddingScale: 1,
-            attentionLogitSoftcap: nil, finalLogitSoftcap: nil)
         try configuration.validate()
         return configuration
     }

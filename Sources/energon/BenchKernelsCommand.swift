@@ -49,18 +49,20 @@ struct BenchKernels: ParsableCommand {
         if !json {
             print("energon bench-kernels: \(context.pool.activeThreadCount) thread(s), isa \(context.isa), cpu: \(EnergonInfo.cpuFeatures)")
             print(String(format: "read bandwidth (1 GiB, AVX read-sum): %.1f GB/s", bandwidth))
-            print("format  matvec GB/s  ratio  matvec GFLOP/s | GEMM \(tokens) tok GFLOP/s: 1536x576  4096x4096")
+            print("format  matvec GB/s  ratio  matvec GFLOP/s | GEMM \(tokens) tok GFLOP/s: 1536x576*  4096x4096   (*640x2048 for K-quants)")
         }
         for dtype in selected {
             let matvec = Self.matvec(dtype: dtype, context: context, seconds: seconds)
-            let small = Self.gemm(dtype: dtype, out: 1536, inputs: 576, tokens: tokens, context: context, seconds: seconds)
+            // K-quant rows must be whole 256-blocks: their model-sized shape is Gemma 3's FFN down.
+            let (smallOut, smallInputs) = dtype.blockSize == 256 ? (640, 2048) : (1536, 576)
+            let small = Self.gemm(dtype: dtype, out: smallOut, inputs: smallInputs, tokens: tokens, context: context, seconds: seconds)
             let large = Self.gemm(dtype: dtype, out: 4096, inputs: 4096, tokens: tokens, context: context, seconds: seconds)
             results.append([
                 "format": dtype.name, "matvecGBps": matvec.gigabytes, "matvecGFLOPs": matvec.gigaflops,
-                "matvecRatio": matvec.gigabytes / bandwidth, "gemm1536x576GFLOPs": small, "gemm4096x4096GFLOPs": large,
+                "matvecRatio": matvec.gigabytes / bandwidth, "gemmModelShape": "\(smallOut)x\(smallInputs)", "gemmModelShapeGFLOPs": small, "gemm4096x4096GFLOPs": large,
             ])
             if !json {
-                print(String(format: "%-6@  %11.1f  %5.2f  %14.1f | %33.1f  %9.1f", dtype.name as NSString,
+                print(String(format: "%-6@  %11.1f  %5.2f  %14.1f | %34.1f  %9.1f", dtype.name as NSString,
                              matvec.gigabytes, matvec.gigabytes / bandwidth, matvec.gigaflops, small, large))
             }
         }

@@ -188,8 +188,14 @@ struct AttentionTestSequence {
                             random: &random)
             let dense = run(sequences, configuration: configuration, blockSize: nil, threads: threads, isa: isa,
                             random: &random)
-            // Chunks follow positions, not blocks, so paging changes nothing, bit for bit.
+            // Chunks follow positions, not blocks, so paging changes nothing, bit for bit, whatever
+            // the block size (1: every key in its own block; 7 and 100: blocks that straddle chunks).
             #expect(paged == dense, "paged vs dense \(isa) threads \(threads) seed \(random.seed)")
+            for blockSize in [1, 7, 100] {
+                let other = run(sequences, configuration: configuration, blockSize: blockSize, threads: threads, isa: isa,
+                                random: &random)
+                #expect(other == dense, "block size \(blockSize) vs dense \(isa) threads \(threads) seed \(random.seed)")
+            }
             let error = opsWorstError(paged, expected, absolute: 2e-6, relative: 1e-5)
             #expect(error <= 1, "ragged \(isa) threads \(threads) \(error) seed \(random.seed)")
             outputs.append(paged)

@@ -4,7 +4,7 @@ import Testing
 /// Token ids against the `tokenizers` PyPI package (Fixtures/tokenizers/*.tokenizers.json, made by
 /// scripts/make_tokenizer_fixtures.py) for tokenizer.json files: SmolLM2's (from the fetched
 /// models) and two small ones trained with `tokenizers` and committed (byte-level BPE with the
-/// Llama 3 split regex; BERT WordPiece; Llama 2 style character BPE with byte fallback).
+/// Llama 3 split regex; BERT WordPiece; Llama 2 style character BPE with byte fallback; Mistral style Metaspace with added tokens).
 @Suite struct TokenizerHuggingFaceTests {
     /// (fixture, folder, lossless): lossless tokenizers must round-trip every text.
     static let cases: [(String, String, Bool)] = [
@@ -12,6 +12,7 @@ import Testing
         ("bpe-llama3-split", "fixture", true),
         ("wordpiece-bert", "fixture", false),
         ("spm-llama2-bytefallback", "fixture", true),
+        ("spm-metaspace-first", "fixture", false),
     ]
 
     static func tokenizer(_ name: String, _ location: String) throws -> HuggingFaceTokenizer {

@@ -70,14 +70,22 @@ public struct AttentionSequence {
     }
 }
 
-/// Causal (optionally sliding-window, optionally soft-capped) attention over a paged KV cache.
+/// Scaled dot-product attention (causal, optionally sliding-window and soft-capped; or
+/// bidirectional for encoders) over a paged KV cache.
 public enum Attention {
     /// Computes `softmax(scale * q k^T + mask) v` for every query row of every sequence (causal
     /// mask, optionally a sliding window; or no mask within a sequence when not causal).
     ///
-    /// Work is split over the pool by (query row, KV head): each item handles all query heads of
-    /// one KV group, so a key row is read once per group. Items are dealt round-robin, because in
-    /// a prefill later rows see more keys and contiguous ranges would leave threads idle.
+    /// Work is split over the pool by (sequence, tile of consecutive tokens, KV head): each item
+    /// handles the query heads of one KV group for a few tokens, so each key and value row loaded
+    /// serves several query rows. Items are dealt round-robin, because in a prefill later rows
+    /// see more keys and contiguous ranges would leave threads idle. A decode step with fewer
+    /// items than threads instead splits each item's keys over the threads (split-K) and merges
+    /// the partial softmax states exactly.
+    ///
+    /// The caller guarantees (invariants, not checked per key) that every sequence's block table
+    /// covers positions `0 ..< startPosition + tokens` and that query rows of different
+    /// sequences do not overlap.
     /// - Parameters:
     ///   - queries: `[totalTokens, heads * headDimension]`.
     ///   - sequences: the ragged batch.
