@@ -169,9 +169,9 @@ public final class GatedMLP: @unchecked Sendable {
         let u = buffers.buffer(.up, count: tokens * width)
         ColumnParallelLinear.fused([gate, up], input: input, tokens: tokens, outputs: [g, u], context: context)
         switch activation {
-        case .silu: Ops.swiglu(gate: g, up: u, output: g, count: tokens * width)
-        case .geluTanh: Ops.geglu(gate: g, up: u, output: g, count: tokens * width, approximation: .tanh)
-        case .geluErf: Ops.geglu(gate: g, up: u, output: g, count: tokens * width, approximation: .erf)
+        case .silu: Ops.swiglu(gate: g, up: u, output: g, count: tokens * width, context: context)
+        case .geluTanh: Ops.geglu(gate: g, up: u, output: g, count: tokens * width, approximation: .tanh, context: context)
+        case .geluErf: Ops.geglu(gate: g, up: u, output: g, count: tokens * width, approximation: .erf, context: context)
         }
         try down(g, tokens: tokens, output: result, context: context)
     }
