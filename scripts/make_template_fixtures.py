@@ -81,7 +81,8 @@ def render(source, context):
     """Returns {"expected": text} or {"error": message, "raised": bool}."""
     try:
         template = ENV.from_string(source)
-    except jinja2.exceptions.TemplateSyntaxError as error:
+    except (jinja2.exceptions.TemplateSyntaxError, SyntaxError) as error:
+        # Python's SyntaxError comes from compiling Jinja's generated code (e.g. a repeated keyword argument).
         return {"error": str(error), "raised": False, "syntax": True}
     try:
         return {"expected": template.render(**context)}
@@ -423,6 +424,20 @@ EXPRESSION_TEMPLATES = [
     "{#- comment -#}   \n  start{# inline #}end  \n  {#- stripped #}tail",
     "\t{% if true %}\ttab\t{% endif %}\n",
     "x\r\n{% if true %}\r\ny\r\n{% endif %}\r\nz",
+    # found by differential runs (--mutations) against jinja2
+    "{{ (undefined_name, 1) }}|{{ [undefined_name] }}|{{ {'k': undefined_name} }}",
+    "{% if false %}{{ x | no_such_filter }}{{ x is no_such_test }}{% endif %}|{{ 'a' if true else (x | no_such_filter) }}",
+    "{{ c[] }}|{{ {(1, 2): 'pair'}[1, 2] }}|{% set (q) = 5 %}{{ q }}|{% for (k, v) in [(1, 2)] %}{{ k }}{{ v }}{% endfor %}",
+    "{% for a, in [[1], [2]] %}{{ a }}{% endfor %}",
+    "{{ x | no_such_filter }}",
+    "{% for i in b %}{{ i is no_such_test }}{% endfor %}",
+    "{% if a if true else false %}x{% endif %}",
+    "{% set p, = 1 %}",
+    "{{ a is odd is even }}",
+    "{{ namespace(k=1, k=2) }}",
+    "{{ a is defined 3 }}",
+    "{{ a is number if true else 0 }}",
+    "{{ 4 is divisibleby 2 }}|{{ a is in [1] }}|{{ 'x' if a is number else 'y' }}",
     # errors
     "{{ undefined_name.attribute }}",
     "{{ c.missing.deeper }}",
@@ -459,6 +474,36 @@ SYNTAX_ERROR_CASES = [
 ]
 
 
+def mutated_cases(templates, count):
+    import random
+
+    generator = random.Random(1234)
+    fragments = ["{{", "}}", "{%", "%}", "{#", "#}", "(", ")", "[", "]", "{", "}", "'", '"', "|", "-", "\\", "\n",
+                 "é", "endfor", "endif", "if", "else", " is ", " not ", ".", ",", "=", "~", "**", "%", " ", "  ",
+                 "{%- ", " -%}", "{{- ", " -}}", "\t"]
+    sources = []
+    for template in templates:
+        with open(os.path.join(FIXTURES, template["file"]), encoding="utf-8", newline="") as file:
+            sources.append((file.read(), template["bos_token"], template["eos_token"]))
+    cases = []
+    while len(cases) < count:
+        source, bos, eos = generator.choice(sources)
+        for _ in range(generator.randint(1, 3)):
+            position = generator.randint(0, len(source))
+            action = generator.randint(0, 2)
+            if action == 0:
+                source = source[:position] + source[position + generator.randint(1, 12):]
+            elif action == 1:
+                source = source[:position] + generator.choice(fragments) + source[position:]
+            else:
+                source = source[:position] + source[position:position + generator.randint(0, 20)] + source[position:]
+        messages = generator.choice([conversation for _, conversation in CONVERSATIONS])
+        context = {"messages": messages, "tools": None, "documents": None, "add_generation_prompt": True,
+                   "bos_token": bos, "eos_token": eos}
+        cases.append({"template": source, "context": context})
+    return cases
+
+
 def syntax_error_case(case):
     result = dict(case)
     try:
@@ -476,6 +521,9 @@ if __name__ == "__main__":
     parser.add_argument("--sweep", action="store_true",
                         help="also render every template in llama.cpp's models/templates (a local check of "
                              "coverage; the result is too large to commit)")
+    parser.add_argument("--mutations", type=int, default=0,
+                        help="also add this many randomly mutated copies of the templates to the expression "
+                             "cases (a local differential check against jinja2; too large to commit)")
     arguments = parser.parse_args()
     if arguments.sweep:
         folder = os.path.join(arguments.llama_cpp, "models", "templates")
@@ -484,11 +532,14 @@ if __name__ == "__main__":
                 TEMPLATE_SOURCES["sweep-" + file_name[:-6]] = (("jinja", file_name), "<s>", "</s>")
                 TOOL_TEMPLATES.add("sweep-" + file_name[:-6])
     os.makedirs(TEMPLATES, exist_ok=True)
+    templates = make_template_fixtures(arguments.llama_cpp)
+    if arguments.mutations:
+        EXPRESSION_CASES.extend(mutated_cases(templates, arguments.mutations))
     output = {
         "generator": "scripts/make_template_fixtures.py",
         "jinja2_version": jinja2.__version__,
         "now": [FIXED_NOW.year, FIXED_NOW.month, FIXED_NOW.day, FIXED_NOW.hour, FIXED_NOW.minute, FIXED_NOW.second],
-        "templates": make_template_fixtures(arguments.llama_cpp),
+        "templates": templates,
         "conversations": CONVERSATION_TABLE,
         "expressions": [dict(case, **render(case["template"], case.get("context", {}))) for case in EXPRESSION_CASES],
         "syntax_errors": [syntax_error_case(case) for case in SYNTAX_ERROR_CASES],

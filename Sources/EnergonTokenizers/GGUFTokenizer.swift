@@ -278,6 +278,12 @@ public struct GGUFTokenizer: Tokenizer {
         textTable.lookup(text.utf8)
     }
 
+    /// Control and unknown tokens (llama.cpp renders them only with `special = true`).
+    public func isControlToken(_ id: Int32) -> Bool {
+        guard let kind = tokenKind(id) else { return false }
+        return kind == .control || kind == .unknown
+    }
+
     /// The kind of a token, or nil for ids outside the vocabulary.
     public func tokenKind(_ id: Int32) -> TokenKind? {
         id >= 0 && Int(id) < kinds.count ? kinds[Int(id)] : nil

@@ -87,7 +87,7 @@ import Testing
     }
 
     @Test func expressionsMatchJinja() throws {
-        for caseValue in Self.fixtures["expressions"]?.arrayValue ?? [] {
+        for (caseIndex, caseValue) in (Self.fixtures["expressions"]?.arrayValue ?? []).enumerated() {
             let testCase = caseValue.objectValue
             let source = try #require(testCase["template"]?.stringValue)
             var context: [String: TemplateValue] = [:]
@@ -100,19 +100,21 @@ import Testing
             }
             if let expected = testCase["expected"]?.stringValue {
                 switch result {
-                case .success(let output): #expect(output == expected, "template: \(source.debugDescription)")
-                case .failure(let error): Issue.record("template: \(source.debugDescription): unexpected \(error)")
+                case .success(let output): #expect(output == expected, "case \(caseIndex), template: \(source.debugDescription)")
+                case .failure(let error): Issue.record("case \(caseIndex), template: \(source.debugDescription): unexpected \(error)")
                 }
             } else {
                 let message = testCase["error"]?.stringValue ?? ""
                 switch result {
                 case .success(let output):
-                    Issue.record("template: \(source.debugDescription): expected error \(message), got \(output.debugDescription)")
+                    Issue.record("case \(caseIndex), template: \(source.debugDescription): expected error \(message), got \(output.debugDescription)")
                 case .failure(let error):
                     if testCase["raised"]?.boolValue == true {
-                        #expect(error.kind == .raised && error.message == message, "template: \(source.debugDescription)")
+                        #expect(error.kind == .raised && error.message == message, "case \(caseIndex), template: \(source.debugDescription)")
+                    } else if testCase["syntax"]?.boolValue == true {
+                        #expect(error.kind == .syntax, "case \(caseIndex), template: \(source.debugDescription): \(error)")
                     } else {
-                        #expect(error.kind == .runtime, "template: \(source.debugDescription): \(error)")
+                        #expect(error.kind == .runtime, "case \(caseIndex), template: \(source.debugDescription): \(error)")
                     }
                 }
             }

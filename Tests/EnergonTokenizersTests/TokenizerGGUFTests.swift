@@ -77,6 +77,11 @@ import Testing
         #expect(smol.bosTokenID == 1 && !smol.addsBOS && !smol.addsEOS)
         #expect(smol.eosTokenIDs.contains(2))  // <|im_end|>
         #expect(smol.tokenText(1) == "<|im_start|>" && smol.tokenKind(1) == .control)
+        let chat = smol.encode("<|im_start|>user\nHi 👋<|im_end|>\n")
+        #expect(smol.decode(chat, skipControlTokens: true) == "user\nHi 👋\n")
+        var decoder = StreamingDecoder(tokenizer: smol, skipControlTokens: true)
+        #expect(decoder.feed(chat) + decoder.finish() == "user\nHi 👋\n")
+        #expect(smol.isControlToken(2) && !smol.isControlToken(chat[1]))
         let gemma = try TestModels.ggufTokenizer(TestModels.gemma3)
         #expect(gemma.algorithm == .sentencePiece)
         #expect(gemma.bosTokenID == 2 && gemma.addsBOS && !gemma.addsEOS)

@@ -76,7 +76,8 @@ public enum ReferenceOps {
 
     /// Rotary embedding of `[tokens, heads * headDimension]`, angles in Float64.
     public static func rope(_ x: [Float], tokens: Int, heads: Int, headDimension: Int, rotaryDimensions: Int,
-                            base: Float, style: RoPE.Style, frequencyScale: Float = 1, positions: [Int32]) -> [Float] {
+                            base: Float, style: RoPE.Style, frequencyScale: Float = 1, frequencyFactors: [Float]? = nil,
+                            positions: [Int32]) -> [Float] {
         var output = x
         let half = rotaryDimensions / 2
         for token in 0..<tokens {
@@ -84,6 +85,7 @@ public enum ReferenceOps {
                 let start = (token * heads + head) * headDimension
                 for index in 0..<half {
                     let frequency = Double(frequencyScale) / pow(Double(base), Double(2 * index) / Double(rotaryDimensions))
+                        / Double(frequencyFactors?[index] ?? 1)
                     let angle = Double(positions[token]) * frequency
                     let (a, b) = style == .normal ? (start + 2 * index, start + 2 * index + 1)
                                                   : (start + index, start + index + half)

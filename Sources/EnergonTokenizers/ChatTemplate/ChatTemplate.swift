@@ -21,7 +21,9 @@ public struct ChatTemplate: Sendable {
         self.source = source
         var lexer = TemplateLexer(source)
         var parser = TemplateParser(tokens: try lexer.tokenize())
-        nodes = try parser.parseTemplate()
+        let parsed = try parser.parseTemplate()
+        try TemplateNameValidator.validate(parsed)
+        nodes = parsed
     }
 
     /// Renders a conversation.

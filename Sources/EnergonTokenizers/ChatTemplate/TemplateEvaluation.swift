@@ -247,9 +247,15 @@ extension TemplateRenderer {
         case (.add, .tuple(let a), .tuple(let b)): return .tuple(a + b)
         case (.multiply, .string(let text), _), (.multiply, _, .string(let text)):
             guard let count = (left.integerValue ?? right.integerValue) else { throw typeError }
+            guard count <= 0 || text.unicodeScalars.count <= TemplateRenderer.maximumOutputScalars / count else {
+                throw location.runtimeError("string repetition result too large")
+            }
             return .string(String(repeating: text, count: max(count, 0)))
         case (.multiply, .array(let items), _), (.multiply, _, .array(let items)):
             guard let count = (left.integerValue ?? right.integerValue) else { throw typeError }
+            guard count <= 0 || items.count <= TemplateRenderer.maximumOutputScalars / count else {
+                throw location.runtimeError("list repetition result too large")
+            }
             return .array(Array([[JinjaValue]](repeating: items, count: max(count, 0)).joined()))
         case (.modulo, .string(let format), _):
             return .string(try percentFormat(format, right, location))

@@ -35,7 +35,9 @@ extension TemplateParser {
     }
 
     mutating func parseExpression(withConditional: Bool) throws(ChatTemplateError) -> JinjaExpression {
-        withConditional ? try parseConditional() : try parseOr()
+        try enterNesting()
+        defer { depth -= 1 }
+        return withConditional ? try parseConditional() : try parseOr()
     }
 
     mutating func parseConditional() throws(ChatTemplateError) -> JinjaExpression {
@@ -73,6 +75,8 @@ extension TemplateParser {
     }
 
     mutating func parseNot() throws(ChatTemplateError) -> JinjaExpression {
+        try enterNesting()
+        defer { depth -= 1 }
         if isName("not") {
             let location = advance().location
             return .unary(.not, try parseNot(), location)
@@ -143,6 +147,8 @@ extension TemplateParser {
     }
 
     mutating func parseUnary(withFilter: Bool) throws(ChatTemplateError) -> JinjaExpression {
+        try enterNesting()
+        defer { depth -= 1 }
         var expression: JinjaExpression
         if isSymbol("-") || isSymbol("+") {
             let token = advance()
@@ -246,8 +252,18 @@ extension TemplateParser {
         var parts: [JinjaExpression?] = []
         var sawColon = false
         var currentPart: JinjaExpression? = nil
+        var tupleItems: [JinjaExpression] = []
+        var sawComma = false
         while !isSymbol("]") {
-            if isSymbol(":") {
+            if isSymbol(","), !sawColon, let part = currentPart {
+                // `x[a, b]` subscripts with the tuple (a, b)
+                _ = advance()
+                sawComma = true
+                tupleItems.append(part)
+                currentPart = nil
+                continue
+            }
+            if isSymbol(":") && !sawComma {
                 _ = advance()
                 sawColon = true
                 parts.append(currentPart)
@@ -262,8 +278,9 @@ extension TemplateParser {
         try expectSymbol("]")
         parts.append(currentPart)
         if !sawColon {
-            guard let index = parts[0] else { throw location.syntaxError("empty subscript `[]`") }
-            return .index(base, index, location)
+            // `x[]` subscripts with the empty tuple, as in Jinja (a runtime miss, not a syntax error).
+            if let index = parts[0], !sawComma { return .index(base, index, location) }
+            return .index(base, .tuple(tupleItems + (parts[0].map { [$0] } ?? []), location), location)
         }
         guard parts.count <= 3 else { throw location.syntaxError("a slice takes at most three parts") }
         return .slice(base, start: parts[0], stop: parts.count > 1 ? parts[1] : nil,
@@ -280,6 +297,9 @@ extension TemplateParser {
                 throw current.location.syntaxError("`*args` / `**kwargs` in calls are not supported")
             }
             if case .name(let name) = current.kind, case .symbol("=") = next.kind {
+                if arguments.contains(where: { $0.name == name }) {
+                    throw current.location.syntaxError("keyword argument repeated: \(name)")
+                }
                 _ = advance()
                 _ = advance()
                 arguments.append(JinjaArgument(name: name, value: try parseExpression(withConditional: true)))
@@ -304,12 +324,17 @@ extension TemplateParser {
         return name
     }
 
+    /// A filter name (possibly dotted); unknown names are reported by `TemplateNameValidator`.
+    mutating func parseFilterName() throws(ChatTemplateError) -> String {
+        try parseDottedName()
+    }
+
     mutating func parseFilterAndTests(_ base: JinjaExpression) throws(ChatTemplateError) -> JinjaExpression {
         var expression = base
         while true {
             if isSymbol("|") {
                 let location = advance().location
-                let name = try parseDottedName()
+                let name = try parseFilterName()
                 let arguments = isSymbol("(") ? try parseCallArguments() : []
                 expression = .filter(expression, name: name, arguments, location)
             } else if isName("is") {
@@ -324,6 +349,7 @@ extension TemplateParser {
                 if isSymbol("(") {
                     arguments = try parseCallArguments()
                 } else if startsBareTestArgument {
+                    if isName("is") { throw current.location.syntaxError("you cannot chain multiple tests with `is`") }
                     let argument = try parsePostfix(try parsePrimary())
                     arguments = [JinjaArgument(name: nil, value: argument)]
                 }
@@ -340,9 +366,9 @@ extension TemplateParser {
     /// `x is divisibleby 3`: a test may take one argument without parentheses.
     var startsBareTestArgument: Bool {
         switch current.kind {
-        case .name(let name): return !["else", "or", "and", "if", "in", "not", "is"].contains(name)
+        case .name(let name): return !["else", "or", "and"].contains(name)
         case .string, .integer, .float: return true
-        case .symbol(let symbol): return symbol == "[" || symbol == "{"
+        case .symbol(let symbol): return symbol == "[" || symbol == "{" || symbol == "("
         default: return false
         }
     }

@@ -215,7 +215,7 @@ extension TemplateRenderer {
             let items = try iterate(value, location)
             return .iterator(stride(from: 0, to: items.count, by: size).map { .array(Array(items[$0..<min($0 + size, items.count)])) })
         default:
-            throw location.runtimeError("unknown filter `\(name)`")
+            throw location.runtimeError("filter `\(name)` is not supported")
         }
     }
 

@@ -6,6 +6,18 @@
 struct TemplateParser {
     let tokens: [TemplateToken]
     var index = 0
+    /// Current nesting of statements and sub-expressions; bounded so that a hostile template cannot
+    /// exhaust the stack (real chat templates nest a handful of levels).
+    var depth = 0
+    static let maximumDepth = 64
+
+    /// Counts one nesting level; call `depth -= 1` when leaving it.
+    mutating func enterNesting() throws(ChatTemplateError) {
+        depth += 1
+        if depth > Self.maximumDepth {
+            throw current.location.syntaxError("template nests deeper than \(Self.maximumDepth) levels")
+        }
+    }
 
     init(tokens: [TemplateToken]) {
         self.tokens = tokens
@@ -128,6 +140,8 @@ struct TemplateParser {
     }
 
     mutating func parseStatement(_ name: String, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> TemplateNode {
+        try enterNesting()
+        defer { depth -= 1 }
         switch name {
         case "for": return try parseFor(location)
         case "if": return try parseIf()
@@ -175,6 +189,7 @@ struct TemplateParser {
     }
 
     mutating func parseFor(_ location: TemplateSourceLocation) throws(ChatTemplateError) -> TemplateNode {
+        // As in jinja2, a trailing comma (`for a, in x`) takes `in` as a name and then fails.
         let target = try parseAssignTarget()
         try expectKeyword("in")
         let iterable = try parseTuple(withConditional: false, explicitParentheses: false, extraEnds: ["recursive"])
@@ -200,14 +215,15 @@ struct TemplateParser {
 
     mutating func parseIf() throws(ChatTemplateError) -> TemplateNode {
         var branches: [(condition: JinjaExpression, body: [TemplateNode])] = []
-        var condition = try parseTuple(withConditional: true, explicitParentheses: false)
+        // Jinja parses `if` / `elif` conditions without the inline `x if c else y` form.
+        var condition = try parseTuple(withConditional: false, explicitParentheses: false)
         while true {
             try expectBlockEnd()
             let (body, end) = try parseBody(until: ["elif", "else", "endif"])
             branches.append((condition, body))
             switch end?.name {
             case "elif":
-                condition = try parseTuple(withConditional: true, explicitParentheses: false)
+                condition = try parseTuple(withConditional: false, explicitParentheses: false)
             case "else":
                 try expectBlockEnd()
                 let (elseBody, _) = try parseBody(until: ["endif"])
@@ -235,7 +251,9 @@ struct TemplateParser {
         return .setBlock(target, filters: filters, body: body, location)
     }
 
-    mutating func parseAssignTarget() throws(ChatTemplateError) -> JinjaAssignTarget {
+    /// Jinja's `parse_assign_target`: `name`, `ns.attribute`, or names separated by commas (optionally in
+    /// parentheses); `extraEnds` are names that end a tuple (`in` for `for`).
+    mutating func parseAssignTarget(extraEnds: Set<String> = []) throws(ChatTemplateError) -> JinjaAssignTarget {
         let parenthesized = isSymbol("(")
         if parenthesized { _ = advance() }
         let first = try expectName()
@@ -248,14 +266,10 @@ struct TemplateParser {
         while isSymbol(",") {
             _ = advance()
             isTuple = true
-            guard case .name(let name) = current.kind else { break }
-            _ = advance()
-            names.append(name)
+            if isTupleEnd(extraEnds) { break }
+            names.append(try expectName())
         }
-        if parenthesized {
-            try expectSymbol(")")
-            isTuple = true
-        }
+        if parenthesized { try expectSymbol(")") }
         return isTuple ? .tuple(names) : .name(first)
     }
 
@@ -306,7 +320,7 @@ struct TemplateParser {
             if isSymbol("|") { _ = advance() }
             first = false
             let location = current.location
-            let name = try parseDottedName()
+            let name = try parseFilterName()
             let arguments = isSymbol("(") ? try parseCallArguments() : []
             filters.append(JinjaFilterCall(name: name, arguments: arguments, location: location))
         }

@@ -12,6 +12,12 @@ enum JinjaControlFlow {
 final class TemplateRenderer {
     var scopes: [[String: JinjaValue]]
     var output = ""
+    /// Nesting of macro calls; bounded like Python's recursion limit bounds Jinja (a self-calling
+    /// macro must fail cleanly, not overflow the stack).
+    var macroDepth = 0
+    static let maximumMacroDepth = 64
+    /// Output larger than this fails (a template like `{{ 'x' * 10**12 }}` must not exhaust memory).
+    static let maximumOutputScalars = 64 << 20
 
     init(globals: [String: JinjaValue]) {
         scopes = [globals]
@@ -191,11 +197,16 @@ final class TemplateRenderer {
                 }
                 frame[key] = value
             }
+            guard self.macroDepth < Self.maximumMacroDepth else {
+                throw arguments.location.runtimeError("macros nest deeper than \(Self.maximumMacroDepth) calls")
+            }
             let savedScopes = self.scopes
             let savedOutput = self.output
+            self.macroDepth += 1
             defer {
                 self.scopes = savedScopes
                 self.output = savedOutput
+                self.macroDepth -= 1
             }
             self.scopes = [savedScopes[0], frame]
             for parameter in parameters where self.scopes[1][parameter.name] == nil {

@@ -7,6 +7,12 @@ extension TemplateRenderer {
     func applyTest(_ name: String, _ rawValue: JinjaValue, _ arguments: JinjaArguments) throws(ChatTemplateError) -> Bool {
         let value = rawValue.demoted
         let location = arguments.location
+        let takesArgument: Set<String> = ["divisibleby", "sameas", "in", "eq", "equalto", "==", "ne", "!=", "lt",
+                                          "lessthan", "<", "le", "<=", "gt", "greaterthan", ">", "ge", ">="]
+        let given = arguments.positional.count + arguments.keyword.count
+        if given > (takesArgument.contains(name) ? 1 : 0) {
+            throw location.runtimeError("test `\(name)` takes \(takesArgument.contains(name) ? 1 : 0) argument(s), \(given) given")
+        }
         func argument() throws(ChatTemplateError) -> JinjaValue {
             guard let first = arguments.positional.first ?? arguments.keyword.first?.1 else {
                 throw location.runtimeError("test `\(name)` needs an argument")
@@ -85,26 +91,33 @@ extension TemplateRenderer {
         case "upper":
             if case .string(let text) = value { return text.uppercased() == text }
             return false
-        case "filter": return knownFilters.contains(value.string)
-        case "test": return knownTests.contains(value.string)
+        case "filter": return jinjaFilterNames.contains(value.string)
+        case "test": return jinjaTestNames.contains(value.string)
+        case "escaped": return rawValue.isMarkup
         default:
-            throw location.runtimeError("unknown test `\(name)`")
+            throw location.runtimeError("test `\(name)` is not supported")
         }
     }
 }
 
-private let knownFilters: Set<String> = [
-    "safe", "string", "trim", "upper", "lower", "capitalize", "title", "length", "count", "default", "d", "join",
-    "first", "last", "list", "reverse", "int", "float", "abs", "round", "tojson", "items", "dictsort", "sort",
-    "unique", "replace", "indent", "escape", "e", "forceescape", "map", "select", "reject", "selectattr",
-    "rejectattr", "attr", "sum", "min", "max", "wordcount", "format", "batch",
+/// Every filter name Jinja 3.1 defines (jinja2/filters.py FILTERS). A name outside this set is a syntax
+/// error, as in Jinja (which checks names when it compiles); the few defined here but not implemented
+/// (`wordwrap`, `urlize`, ...) fail only when a render reaches them.
+let jinjaFilterNames: Set<String> = [
+    "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape",
+    "filesizeformat", "first", "float", "forceescape", "format", "groupby", "indent", "int", "join", "last",
+    "length", "list", "lower", "items", "map", "min", "max", "pprint", "random", "reject", "rejectattr",
+    "replace", "reverse", "round", "safe", "select", "selectattr", "slice", "sort", "string", "striptags", "sum",
+    "title", "trim", "truncate", "unique", "upper", "urlencode", "urlize", "wordcount", "wordwrap", "xmlattr",
+    "tojson",
 ]
 
-private let knownTests: Set<String> = [
-    "defined", "undefined", "none", "boolean", "true", "false", "integer", "float", "number", "string", "mapping",
-    "iterable", "sequence", "callable", "even", "odd", "divisibleby", "eq", "equalto", "==", "ne", "!=", "lt",
-    "lessthan", "<", "le", "<=", "gt", "greaterthan", ">", "ge", ">=", "in", "sameas", "lower", "upper", "filter",
-    "test",
+/// Every test name Jinja 3.1 defines (jinja2/tests.py TESTS).
+let jinjaTestNames: Set<String> = [
+    "odd", "even", "divisibleby", "defined", "undefined", "filter", "test", "none", "boolean", "false", "true",
+    "integer", "float", "number", "string", "mapping", "iterable", "sequence", "callable", "sameas", "escaped",
+    "in", "lower", "upper", "eq", "equalto", "==", "ne", "!=", "lt", "lessthan", "<", "le", "<=", "gt",
+    "greaterthan", ">", "ge", ">=",
 ]
 
 /// The functions every template can call.

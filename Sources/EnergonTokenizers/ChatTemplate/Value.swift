@@ -225,7 +225,7 @@ enum JinjaValue {
     /// Python `repr(value)`.
     var representation: String {
         switch self {
-        case .undefined: return ""
+        case .undefined: return "Undefined"
         case .none: return "None"
         case .bool(let flag): return flag ? "True" : "False"
         case .int(let number): return String(number)
