@@ -84,7 +84,9 @@ public enum MatMul {
             let rowBytes = Int(energon_matmul_quantized_row_bytes(inputs))
             let buffer = context.scratch(.activationQuant, bytes: rowBytes * tokens)
             let isa = Int32(context.isa.rawValue)
-            if tokens == 1 || pool.activeThreadCount == 1 {
+            // A second parallel job costs a barrier (a few µs); below ~16K inputs quantizing on
+            // the calling thread is cheaper.
+            if tokens * inputs < 16_384 || pool.activeThreadCount == 1 {
                 energon_matmul_quantize_rows(isa, input, inputs, tokens, buffer)
             } else {
                 pool.parallelFor(tokens) { range in
