@@ -24,6 +24,9 @@ import Testing
         let prefixLength: Int?
         let prefixExpected: String?
         let pooled: String?
+        let text: String?
+        let textIDs: [Int32]?
+        let textPooled: String?
         var testDescription: String { name }
     }
 
@@ -204,6 +207,26 @@ import Testing
         #expect(throws: ModelError.self) {
             try model.encode(tokens: [1, 2], typeIDs: [0, 2], context: context)
         }
+    }
+}
+
+extension TinyArchitectureTests {
+    @Test("encoder: loaded with its tokenizer, a text's embedding matches transformers", arguments: encoderCases)
+    func loadedEncoderEmbedsText(_ testCase: Case) throws {
+        let text = try #require(testCase.text)
+        let folder = Self.fixtures.appendingPathComponent(testCase.huggingFace).path
+        let encoder = try LoadedEncoder.load(path: folder)
+        #expect(encoder.tokenizer.encode(text, addSpecialTokens: true) == testCase.textIDs)
+        let expected = try Self.floats(try #require(testCase.textPooled))
+        let embeddings = try encoder.embed([text, "the lazy dog"], context: ComputeContext(threads: 2))
+        #expect(embeddings.count == 2)
+        embeddings[0].withUnsafeBufferPointer {
+            #expect(relativeError($0.baseAddress!, expected[...]) <= 1e-4)  // invariant: hiddenSize > 0
+        }
+        let norm = embeddings[1].reduce(0) { $0 + $1 * $1 }.squareRoot()
+        #expect(abs(norm - 1) <= 1e-5)
+        let tooLong = Array(repeating: "fox", count: encoder.model.configuration.contextLength).joined(separator: " ")
+        #expect(throws: ModelError.self) { try encoder.embed([tooLong], context: ComputeContext(threads: 1)) }
     }
 }
 
