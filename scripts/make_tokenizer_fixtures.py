@@ -25,6 +25,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tokenizer_fixture_texts import TEXTS  # noqa: E402
 
+EXTRA_TEXTS = ["[INST] Hello [/INST] world", "a[INST]b [/INST]  c"]
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "EnergonTokenizersTests", "Fixtures", "tokenizers")
 
@@ -36,6 +38,11 @@ GGUF_MODELS = {
     "smollm2-vocab-llama-bpe": "SmolLM2-vocab-llama-bpe.gguf",
     "smollm2-vocab-qwen2": "SmolLM2-vocab-qwen2.gguf",
     "smollm2-vocab-default": "SmolLM2-vocab-default.gguf",
+    # Gemma's vocabulary with add_space_prefix = true (Llama 2 / Mistral SentencePiece setting).
+    "gemma3-vocab-space-prefix": "gemma3-vocab-space-prefix.gguf",
+    # The committed WordPiece vocabulary as a GGUF `bert` vocabulary (make_vocab_variants.py,
+    # committed next to the fixtures: it is 16 KB of metadata, no tensors).
+    "bert-vocab": os.path.join(OUT, "bert-vocab.gguf"),
 }
 
 
@@ -77,7 +84,7 @@ def gguf_fixtures(llama_bin, models, keys=None):
     for key, file in GGUF_MODELS.items():
         if keys and key not in keys:
             continue
-        model = os.path.join(models, file)
+        model = file if os.path.isabs(file) else os.path.join(models, file)
         cases = []
         for text in TEXTS:
             cases.append({
@@ -87,7 +94,7 @@ def gguf_fixtures(llama_bin, models, keys=None):
             })
         write(f"{key}.llama-tokenize.json", {
             "reference": "llama.cpp llama-tokenize 0.3.36 (llama-cpp-python sdist), -f FILE --no-escape --ids",
-            "model": file,
+            "model": os.path.basename(file),
             "model_sha256": sha256(model),
             "add_special": True,
             "cases": cases,
@@ -96,7 +103,7 @@ def gguf_fixtures(llama_bin, models, keys=None):
 
 def hf_cases(tokenizer):
     cases = []
-    for text in TEXTS:
+    for text in TEXTS + EXTRA_TEXTS:
         cases.append({
             "text": text,
             "ids": tokenizer.encode(text, add_special_tokens=True).ids,
@@ -141,7 +148,40 @@ def train_small_tokenizers():
     bpe.post_processor = processors.TemplateProcessing(
         single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A $B:1",
         special_tokens=[("<|begin_of_text|>", bos)])
-    return {"wordpiece-bert": wp, "bpe-llama3-split": bpe}
+    # SentencePiece-style BPE as Llama 2's tokenizer.json: Prepend("▁") + Replace(" ", "▁")
+    # normalizer, no pre-tokenizer, character-level BPE with <0xNN> byte fallback and fused <unk>,
+    # a "<s> $A" template, and the Replace/ByteFallback/Fuse/Strip decoder.
+    sp = Tokenizer(models.BPE())
+    sp.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    trainer = trainers.BpeTrainer(vocab_size=800, min_frequency=1, special_tokens=["<unk>", "<s>", "</s>"])
+    sp.train_from_iterator(corpus, trainer)
+    trained = sp.get_vocab()
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for byte in range(256):
+        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    for text, _ in sorted(trained.items(), key=lambda item: item[1]):
+        if text not in vocab:
+            vocab[text] = len(vocab)
+    merges = json.loads(sp.to_str())["model"]["merges"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in merges]
+    llama2 = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    llama2.normalizer = sp.normalizer
+    llama2.add_special_tokens(["<unk>", "<s>", "</s>"])
+    llama2.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", 1)])
+    llama2.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                        decoders.Strip(" ", 1, 0)])
+    # Metaspace pre-tokenizer as Mistral's tokenizer.json (prepend_scheme "first", no split),
+    # the same vocabulary and merges, a Metaspace decoder.
+    mistral = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    mistral.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+    mistral.add_special_tokens(["<unk>", "<s>", "</s>"])
+    mistral.add_tokens(["[INST]", "[/INST]"])
+    mistral.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", 1)])
+    mistral.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+    return {"wordpiece-bert": wp, "bpe-llama3-split": bpe, "spm-llama2-bytefallback": llama2,
+            "spm-metaspace-first": mistral}
 
 
 def hf_fixtures(models):
@@ -151,7 +191,10 @@ def hf_fixtures(models):
     for name, tok in small.items():
         folder = os.path.join(OUT, name)
         os.makedirs(folder, exist_ok=True)
-        tok.save(os.path.join(folder, "tokenizer.json"), pretty=False)
+        # Training is not deterministic across runs (ties): keep a committed tokenizer.json, since
+        # bert-vocab.gguf is derived from the WordPiece one. Delete the folder to retrain.
+        if not os.path.exists(os.path.join(folder, "tokenizer.json")):
+            tok.save(os.path.join(folder, "tokenizer.json"), pretty=False)
         reloaded = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
         write(f"{name}.tokenizers.json", {
             "reference": f"tokenizers {tokenizers.__version__} (PyPI), encode(text, add_special_tokens=...)",

@@ -121,6 +121,64 @@ MM_AVX2 static inline __m256i mm256_expand_block32(uint32_t dtype, const uint8_t
     return values;
 }
 
+/// Expands K-quant super-block `group` (Q4_K, Q5_K, Q6_K; others via the scalar decoder) into
+/// 256 unsigned bytes in natural order and per-16 scales and offsets.
+MM_AVX2 static void mm256_expand_k(uint32_t dtype, const uint8_t *row, size_t group, uint8_t *u, float *scale,
+                                   float *offset) {
+    const uint8_t *block = row + group * mm_group_bytes(dtype);
+    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    if (dtype == MM_Q4_K || dtype == MM_Q5_K) {
+        float d = _cvtsh_ss(mm_load_u16(block)), dmin = _cvtsh_ss(mm_load_u16(block + 2));
+        uint64_t scales, mins;
+        mm_k4_unpack(block + 4, &scales, &mins);
+        for (int j = 0; j < 8; j++) {
+            scale[2 * j] = scale[2 * j + 1] = d * (float)((scales >> (8 * j)) & 0xFF);
+            offset[2 * j] = offset[2 * j + 1] = -dmin * (float)((mins >> (8 * j)) & 0xFF);
+        }
+        const uint8_t *qs = block + (dtype == MM_Q5_K ? 48 : 16);
+        __m256i high = dtype == MM_Q5_K ? _mm256_loadu_si256((const __m256i *)(block + 16)) : _mm256_setzero_si256();
+        const __m256i sixteen = _mm256_set1_epi8(16);
+        for (int c = 0; c < 4; c++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i low = _mm256_and_si256(v, low_mask), top = _mm256_and_si256(_mm256_srli_epi16(v, 4), low_mask);
+            if (dtype == MM_Q5_K) {
+                // Bit 2c of high[l]: fifth bit of weight 64c + l; bit 2c + 1: of weight 64c + 32 + l.
+                __m256i first = _mm256_set1_epi8((char)(1 << (2 * c))), second = _mm256_set1_epi8((char)(2 << (2 * c)));
+                low = _mm256_or_si256(low, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(high, first), first), sixteen));
+                top = _mm256_or_si256(top, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(high, second), second), sixteen));
+            }
+            _mm256_storeu_si256((__m256i *)(u + 64 * c), low);
+            _mm256_storeu_si256((__m256i *)(u + 64 * c + 32), top);
+        }
+        return;
+    }
+    if (dtype == MM_Q6_K) {
+        float d = _cvtsh_ss(mm_load_u16(block + 208));
+        const int8_t *scales = (const int8_t *)(block + 192);
+        for (int j = 0; j < 16; j++) {
+            scale[j] = d * (float)scales[j];
+            offset[j] = -32.0f * scale[j];
+        }
+        const __m256i two_bits = _mm256_set1_epi8(3);
+        for (int h = 0; h < 2; h++) {
+            // ql[64h + l] / ql[64h + 32 + l]: low nibbles are weights 128h + l / + 32 + l, high
+            // nibbles + 64 / + 96; bits 2s..2s+1 of qh[32h + l] top off weight 128h + 32s + l.
+            __m256i first = _mm256_loadu_si256((const __m256i *)(block + 64 * h));
+            __m256i second = _mm256_loadu_si256((const __m256i *)(block + 64 * h + 32));
+            __m256i bits = _mm256_loadu_si256((const __m256i *)(block + 128 + 32 * h));
+            __m256i nibbles[4] = {_mm256_and_si256(first, low_mask), _mm256_and_si256(second, low_mask),
+                                  _mm256_and_si256(_mm256_srli_epi16(first, 4), low_mask),
+                                  _mm256_and_si256(_mm256_srli_epi16(second, 4), low_mask)};
+            for (int s = 0; s < 4; s++) {
+                __m256i top = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 2 * s), two_bits), 4);
+                _mm256_storeu_si256((__m256i *)(u + 128 * h + 32 * s), _mm256_or_si256(nibbles[s], top));
+            }
+        }
+        return;
+    }
+    mm_expand_group(dtype, row, group, u, scale, offset);
+}
+
 /// int32 sums of 4 products per lane of unsigned u with signed q (lanes 0-3: first 16 weights).
 MM_AVX2 static inline __m256i mm256_dot_u8_s8(__m256i u, __m256i q) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, q), _mm256_set1_epi16(1));
@@ -142,7 +200,7 @@ MM_AVX2 static void mm256_quantized_row(const energon_matmul_job *job, const uin
             offsets[1] = offsets[0];
             is_signed = job->dtype == MM_Q8_0;
         } else {
-            mm_expand_group(job->dtype, row, g, buffer, scales, offsets);
+            mm256_expand_k(job->dtype, row, g, buffer, scales, offsets);
         }
         for (size_t t = 0; t < tokens; t++) {
             mm_a32_row x = mm_a32_view(job->quantized + t * stride, in);

@@ -150,74 +150,66 @@ MM_AVX512 static inline void mm512_quad_accumulate(const mm512_quad *quad, const
     }
 }
 
-/// Dot products of one quantized weight row with `tokens` (1...8) activation rows.
+/// Dot products of `R` consecutive quantized weight rows with `T` activation rows (R * T <= 4):
+/// result[r * T + t]. Several rows per step give independent FMA chains and share the
+/// activation loads; several tokens share each expanded weight group.
 MM_AVX512 static inline __attribute__((always_inline)) void
-mm512_quantized_row(uint32_t dtype, const uint8_t *row, size_t in, const mm_a32_row *x, int tokens, float *result) {
-    __m512 accumulator[8];
-    __m128 correction[8];
-    for (int t = 0; t < tokens; t++) {
-        accumulator[t] = _mm512_setzero_ps();
-        correction[t] = _mm_setzero_ps();
+mm512_quantized_rows_tile(uint32_t dtype, const uint8_t *row, size_t row_bytes, size_t in, const mm_a32_row *x,
+                          int R, int T, float *result) {
+    __m512 accumulator[4];
+    __m128 correction[4];
+    for (int i = 0; i < R * T; i++) {
+        accumulator[i] = _mm512_setzero_ps();
+        correction[i] = _mm_setzero_ps();
     }
     if (mm_group_size(dtype) == 32) {
         size_t blocks = in / 32, block = 0;
-        // Two quads per step, into two accumulator sets, so the FMA chains overlap.
-        __m512 second_accumulator[8];
-        __m128 quad_correction[8];
-        for (int t = 0; t < tokens; t++) {
-            second_accumulator[t] = _mm512_setzero_ps();
-            quad_correction[t] = _mm_setzero_ps();
-        }
-        for (; block + 8 <= blocks; block += 8) {
-            mm512_quad first = mm512_expand_quad(dtype, row, block);
-            mm512_quad second = mm512_expand_quad(dtype, row, block + 4);
-            for (int t = 0; t < tokens; t++) {
-                mm512_quad_accumulate(&first, &x[t], block, &accumulator[t], &quad_correction[t]);
-                mm512_quad_accumulate(&second, &x[t], block + 4, &second_accumulator[t], &quad_correction[t]);
+        __m128 quad_correction[4];
+        for (int i = 0; i < R * T; i++) quad_correction[i] = _mm_setzero_ps();
+        for (; block + 4 <= blocks; block += 4) {
+            for (int r = 0; r < R; r++) {
+                mm512_quad quad = mm512_expand_quad(dtype, row + (size_t)r * row_bytes, block);
+                for (int t = 0; t < T; t++)
+                    mm512_quad_accumulate(&quad, &x[t], block, &accumulator[r * T + t], &quad_correction[r * T + t]);
             }
         }
-        for (; block + 4 <= blocks; block += 4) {
-            mm512_quad quad = mm512_expand_quad(dtype, row, block);
-            for (int t = 0; t < tokens; t++) mm512_quad_accumulate(&quad, &x[t], block, &accumulator[t], &quad_correction[t]);
-        }
         const __m128 ratio = _mm_set1_ps(mm_quad_offset_ratio(dtype));
-        for (int t = 0; t < tokens; t++) {
-            accumulator[t] = _mm512_add_ps(accumulator[t], second_accumulator[t]);
-            correction[t] = _mm_fmadd_ps(quad_correction[t], ratio, correction[t]);
-        }
-        for (; block + 2 <= blocks; block += 2) {
-            __m128 scale, offset;
-            __m512i u = mm512_expand_pair32(dtype, row, block, &scale, &offset);
-            mm512_accumulate(u, scale, offset, x, 32 * block, tokens, ~(__mmask64)0, accumulator, correction);
-        }
-        if (block < blocks) {
-            // A lone last block: expand it alone so nothing past the row is read.
-            uint8_t values[64] = {0};
-            float sc[16] = {0}, of[16] = {0};
-            mm_expand_group(dtype, row, block, values, sc, of);
-            mm512_accumulate(_mm512_loadu_si512((const void *)values), _mm_loadu_ps(sc), _mm_loadu_ps(of), x,
-                             32 * block, tokens, (__mmask64)0xFFFFFFFFu, accumulator, correction);
+        for (int i = 0; i < R * T; i++) correction[i] = _mm_mul_ps(quad_correction[i], ratio);
+        for (int r = 0; r < R; r++) {
+            const uint8_t *weights = row + (size_t)r * row_bytes;
+            size_t tail = block;
+            for (; tail + 2 <= blocks; tail += 2) {
+                __m128 scale, offset;
+                __m512i u = mm512_expand_pair32(dtype, weights, tail, &scale, &offset);
+                mm512_accumulate(u, scale, offset, x, 32 * tail, T, ~(__mmask64)0, &accumulator[r * T], &correction[r * T]);
+            }
+            if (tail < blocks) {
+                // A lone last block: expand it alone so nothing past the row is read.
+                uint8_t values[64] = {0};
+                float sc[16] = {0}, of[16] = {0};
+                mm_expand_group(dtype, weights, tail, values, sc, of);
+                mm512_accumulate(_mm512_loadu_si512((const void *)values), _mm_loadu_ps(sc), _mm_loadu_ps(of), x,
+                                 32 * tail, T, (__mmask64)0xFFFFFFFFu, &accumulator[r * T], &correction[r * T]);
+            }
         }
     } else {
         size_t groups = in / 256;
-        __m512 pair[8][2], wide_correction[8];
-        for (int t = 0; t < tokens; t++) {
-            pair[t][0] = pair[t][1] = wide_correction[t] = _mm512_setzero_ps();
-        }
+        __m512 pair[4][2], wide_correction[4];
+        for (int i = 0; i < R * T; i++) pair[i][0] = pair[i][1] = wide_correction[i] = _mm512_setzero_ps();
         for (size_t g = 0; g < groups; g++) {
-            mm512_super super = mm512_expand_k(dtype, row, g);
-            for (int t = 0; t < tokens; t++) mm512_super_accumulate(&super, &x[t], g, pair[t], &wide_correction[t]);
+            for (int r = 0; r < R; r++) {
+                mm512_super super = mm512_expand_k(dtype, row + (size_t)r * row_bytes, g);
+                for (int t = 0; t < T; t++) mm512_super_accumulate(&super, &x[t], g, pair[r * T + t], &wide_correction[r * T + t]);
+            }
         }
-        for (int t = 0; t < tokens; t++) {
-            __m512 sum = _mm512_add_ps(_mm512_add_ps(pair[t][0], pair[t][1]), wide_correction[t]);
-            accumulator[t] = _mm512_add_ps(accumulator[t], sum);
-        }
+        for (int i = 0; i < R * T; i++)
+            accumulator[i] = _mm512_add_ps(_mm512_add_ps(pair[i][0], pair[i][1]), wide_correction[i]);
     }
-    for (int t = 0; t < tokens; t++) {
-        __m128 c = correction[t];
+    for (int i = 0; i < R * T; i++) {
+        __m128 c = correction[i];
         c = _mm_add_ps(c, _mm_movehl_ps(c, c));
         c = _mm_add_ss(c, _mm_movehdup_ps(c));
-        result[t] = _mm512_reduce_add_ps(accumulator[t]) + _mm_cvtss_f32(c);
+        result[i] = _mm512_reduce_add_ps(accumulator[i]) + _mm_cvtss_f32(c);
     }
 }
 
@@ -226,9 +218,19 @@ mm512_quantized_row(uint32_t dtype, const uint8_t *row, size_t in, const mm_a32_
 MM_AVX512 static inline __attribute__((always_inline)) void
 mm512_rows_loop(const energon_matmul_job *job, size_t row_begin, size_t row_end, const mm_a32_row *x,
                 size_t t0, uint32_t dtype, int count) {
-    for (size_t o = row_begin; o < row_end; o++) {
-        float result[8];
-        mm512_quantized_row(dtype, job->weight + o * job->row_bytes, job->in, x, count, result);
+    // One row per step: interleaving several rows (R > 1) helped in cache but broke the single
+    // sequential stream the hardware prefetcher follows through a DRAM-resident weight (3x slower).
+    const int R = 1;
+    size_t o = row_begin;
+    for (; o + (size_t)R <= row_end; o += (size_t)R) {
+        float result[4];
+        mm512_quantized_rows_tile(dtype, job->weight + o * job->row_bytes, job->row_bytes, job->in, x, R, count, result);
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < count; t++) job->output[(t0 + (size_t)t) * job->output_stride + o + (size_t)r] = result[r * count + t];
+    }
+    for (; o < row_end; o++) {
+        float result[4];
+        mm512_quantized_rows_tile(dtype, job->weight + o * job->row_bytes, job->row_bytes, job->in, x, 1, count, result);
         for (int t = 0; t < count; t++) job->output[(t0 + (size_t)t) * job->output_stride + o] = result[t];
     }
 }

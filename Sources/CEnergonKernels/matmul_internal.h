@@ -68,6 +68,20 @@ int mm_has_scale_per_16(uint32_t dtype);
 /// (scale, offset) pair per 16 elements so that weight[i] = scale[i/16] * u[i] + offset[i/16].
 void mm_expand_group(uint32_t dtype, const uint8_t *row, size_t group, uint8_t *u, float *scale, float *offset);
 
+/// Q4_K/Q5_K: the eight 6-bit scales (bytes of the result) from the 12 packed bytes. The first
+/// four are the low 6 bits of bytes 0..3; the last four take their low 4 bits from bytes 8..11
+/// and their top 2 bits from the top of bytes 0..3. The mins are the same with bytes 4..7 and
+/// the high nibbles of 8..11. Plain 32-bit integer work, so it overlaps the vector work.
+static inline void mm_k4_unpack(const uint8_t *packed, uint64_t *scales, uint64_t *mins) {
+    uint32_t word0 = mm_load_u32(packed), word1 = mm_load_u32(packed + 4), word2 = mm_load_u32(packed + 8);
+    uint32_t scales_low = word0 & 0x3F3F3F3Fu;
+    uint32_t scales_high = (word2 & 0x0F0F0F0Fu) | (((word0 >> 6) & 0x03030303u) << 4);
+    uint32_t mins_low = word1 & 0x3F3F3F3Fu;
+    uint32_t mins_high = ((word2 >> 4) & 0x0F0F0F0Fu) | (((word1 >> 6) & 0x03030303u) << 4);
+    *scales = (uint64_t)scales_low | (uint64_t)scales_high << 32;
+    *mins = (uint64_t)mins_low | (uint64_t)mins_high << 32;
+}
+
 /// Views of an A32 activation row.
 typedef struct {
     const int8_t *q;

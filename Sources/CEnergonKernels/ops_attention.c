@@ -5,7 +5,11 @@
 #include "ops_math.h"
 
 size_t energon_attention_scratch_floats(int32_t group_heads) {
-    return (size_t)group_heads * (ENERGON_ATTENTION_CHUNK + 2);
+    return energon_attention_rows_scratch_floats(group_heads);
+}
+
+size_t energon_attention_rows_scratch_floats(int32_t rows) {
+    return 3 * ENERGON_ATTENTION_CHUNK + 2 * (size_t)rows;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -344,14 +348,6 @@ ENERGON_AVX2 static inline float dot_avx2(const float *a, const float *b, int64_
     }
     return energon_hsum256(_mm256_add_ps(sum0, sum1));
 }
-ENERGON_AVX2 static inline void axpy_avx2(float *y, float a, const float *x, int64_t count) {
-    __m256 factor = _mm256_set1_ps(a);
-    for (int64_t i = 0; i < count; i += 8) {
-        __m256i mask = energon_tail_mask8((size_t)(count - i));
-        __m256 result = _mm256_fmadd_ps(factor, _mm256_maskload_ps(x + i, mask), _mm256_maskload_ps(y + i, mask));
-        _mm256_maskstore_ps(y + i, mask, result);
-    }
-}
 ENERGON_AVX2 static inline void scale_avx2(float *y, float a, int64_t count) {
     __m256 factor = _mm256_set1_ps(a);
     for (int64_t i = 0; i < count; i += 8) {
@@ -413,22 +409,86 @@ ENERGON_AVX2 static inline void scores_avx2(const float *q, const float *const *
     }
     for (; j < count; j++) out[j] = dot_avx2(q, keys[j], dimension) * scale;
 }
-ENERGON_AVX2 static inline void accumulate_avx2(float *out, const float *weights, const float *const *values,
-                                                int64_t count, int64_t dimension) {
-    for (int64_t j = 0; j < count; j++) axpy_avx2(out, weights[j], values[j], dimension);
+
+// Four dot products at once: lane k of the result is the sum of the 8 lanes of acc[k].
+ENERGON_AVX2 static inline __m128 transpose_sum4_avx2(const __m256 acc[4]) {
+    __m256 both = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+    return _mm_add_ps(_mm256_castps256_ps128(both), _mm256_extractf128_ps(both, 1));
 }
 
+// Two query rows against the same keys, four keys at a time (2 x 4 accumulators, two query
+// registers and a key fit the 16 ymm registers; three rows would spill).
 ENERGON_AVX2 static inline void scores_pair_avx2(const float *q0, const float *q1, const float *const *keys,
                                                  int64_t count, int64_t dimension, float scale, float *out0,
                                                  float *out1) {
-    scores_avx2(q0, keys, count, dimension, scale, out0);
-    scores_avx2(q1, keys, count, dimension, scale, out1);
+    __m128 factor = _mm_set1_ps(scale);
+    int64_t j = 0;
+    for (; j + 4 <= count; j += 4) {
+        __m256 acc0[4], acc1[4];
+        for (int k = 0; k < 4; k++) acc0[k] = acc1[k] = _mm256_setzero_ps();
+        int64_t d = 0;
+        for (; d + 8 <= dimension; d += 8) {
+            __m256 query0 = _mm256_loadu_ps(q0 + d), query1 = _mm256_loadu_ps(q1 + d);
+            for (int k = 0; k < 4; k++) {
+                __m256 key = _mm256_loadu_ps(keys[j + k] + d);
+                acc0[k] = _mm256_fmadd_ps(query0, key, acc0[k]);
+                acc1[k] = _mm256_fmadd_ps(query1, key, acc1[k]);
+            }
+        }
+        if (d < dimension) {
+            __m256i mask = energon_tail_mask8((size_t)(dimension - d));
+            __m256 query0 = _mm256_maskload_ps(q0 + d, mask), query1 = _mm256_maskload_ps(q1 + d, mask);
+            for (int k = 0; k < 4; k++) {
+                __m256 key = _mm256_maskload_ps(keys[j + k] + d, mask);
+                acc0[k] = _mm256_fmadd_ps(query0, key, acc0[k]);
+                acc1[k] = _mm256_fmadd_ps(query1, key, acc1[k]);
+            }
+        }
+        _mm_storeu_ps(out0 + j, _mm_mul_ps(transpose_sum4_avx2(acc0), factor));
+        _mm_storeu_ps(out1 + j, _mm_mul_ps(transpose_sum4_avx2(acc1), factor));
+    }
+    for (; j < count; j++) {
+        out0[j] = dot_avx2(q0, keys[j], dimension) * scale;
+        out1[j] = dot_avx2(q1, keys[j], dimension) * scale;
+    }
 }
-ENERGON_AVX2 static inline void accumulate_pair_avx2(float *out0, float *out1, const float *weights0,
-                                                     const float *weights1, const float *const *values,
-                                                     int64_t count, int64_t dimension) {
-    accumulate_avx2(out0, weights0, values, count, dimension);
-    accumulate_avx2(out1, weights1, values, count, dimension);
+
+// out_r += sum_j weights_r[j] * values[j] for one or two rows, 32 columns at a time in registers.
+ENERGON_AVX2 static inline __attribute__((always_inline)) void accumulate_rows_avx2(
+    int rows, float *const out[2], const float *const weights[2], const float *const *values, int64_t count,
+    int64_t dimension) {
+    for (int64_t d = 0; d < dimension; d += 32) {
+        __m256i mask[4];
+        __m256 acc[2][4];
+        for (int part = 0; part < 4; part++) {
+            int64_t start = d + 8 * part;
+            mask[part] = start < dimension ? energon_tail_mask8((size_t)(dimension - start)) : _mm256_setzero_si256();
+            for (int r = 0; r < rows; r++) acc[r][part] = _mm256_maskload_ps(out[r] + start, mask[part]);
+        }
+        for (int64_t j = 0; j < count; j++) {
+            __m256 weight[2];
+            for (int r = 0; r < rows; r++) weight[r] = _mm256_set1_ps(weights[r][j]);
+            const float *value = values[j] + d;
+            for (int part = 0; part < 4; part++) {
+                __m256 v = _mm256_maskload_ps(value + 8 * part, mask[part]);
+                for (int r = 0; r < rows; r++) acc[r][part] = _mm256_fmadd_ps(weight[r], v, acc[r][part]);
+            }
+        }
+        for (int part = 0; part < 4; part++)
+            for (int r = 0; r < rows; r++) _mm256_maskstore_ps(out[r] + d + 8 * part, mask[part], acc[r][part]);
+    }
+}
+ENERGON_AVX2 static void accumulate_avx2(float *out, const float *weights, const float *const *values,
+                                         int64_t count, int64_t dimension) {
+    float *outs[2] = {out, out};
+    const float *weight_rows[2] = {weights, weights};
+    accumulate_rows_avx2(1, outs, weight_rows, values, count, dimension);
+}
+ENERGON_AVX2 static void accumulate_pair_avx2(float *out0, float *out1, const float *weights0, const float *weights1,
+                                              const float *const *values, int64_t count, int64_t dimension) {
+    float *out[2] = {out0, out1};
+    const float *weights[2] = {weights0, weights1};
+    accumulate_rows_avx2(2, out, weights, values, count, dimension);
 }
 
 ENERGON_AVX2 static inline void scores_triple_avx2(const float *q0, const float *q1, const float *q2, const float *const *keys,
@@ -451,36 +511,55 @@ ENERGON_AVX2 static inline void accumulate_triple_avx2(float *out0, float *out1,
 #undef ENERGON_ATTENTION_NAME
 #endif
 
-static void attention_dispatch(const float *q, const float *const *key_blocks, const float *const *value_blocks,
-                               int64_t first_position, int64_t end_position, const energon_attention_shape *shape,
-                               float *output, float *scratch, int normalize, energon_isa isa) {
+void energon_attention_rows_f32(int32_t rows, const float *const *queries, float *const *outputs,
+                                const int64_t *firsts, const int64_t *ends, const float *const *key_blocks,
+                                const float *const *value_blocks, const energon_attention_shape *shape,
+                                float *scratch, int normalize, energon_isa isa) {
 #if defined(__x86_64__)
     if (isa >= ENERGON_ISA_AVX512) {
-        attention_avx512(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, normalize);
+        attention_rows_avx512(rows, queries, outputs, firsts, ends, key_blocks, value_blocks, shape, scratch, normalize);
         return;
     }
     if (isa >= ENERGON_ISA_AVX2) {
-        attention_avx2(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, normalize);
+        attention_rows_avx2(rows, queries, outputs, firsts, ends, key_blocks, value_blocks, shape, scratch, normalize);
         return;
     }
 #endif
     (void)isa;
-    attention_portable(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, normalize);
+    attention_rows_portable(rows, queries, outputs, firsts, ends, key_blocks, value_blocks, shape, scratch, normalize);
+}
+
+/// The rows of one KV group's heads for one token: contiguous queries and outputs, one range.
+static void group_attention(const float *q, const float *const *key_blocks, const float *const *value_blocks,
+                            int64_t first_position, int64_t end_position, const energon_attention_shape *shape,
+                            float *output, float *scratch, int normalize, energon_isa isa) {
+    const float *queries[ENERGON_ATTENTION_MAX_ROWS];
+    float *outputs[ENERGON_ATTENTION_MAX_ROWS];
+    int64_t firsts[ENERGON_ATTENTION_MAX_ROWS], ends[ENERGON_ATTENTION_MAX_ROWS];
+    const int32_t rows = shape->group_heads;
+    for (int32_t r = 0; r < rows; r++) {
+        queries[r] = q + (size_t)r * shape->head_dimension;
+        outputs[r] = output + (size_t)r * shape->head_dimension;
+        firsts[r] = first_position;
+        ends[r] = end_position;
+    }
+    energon_attention_rows_f32(rows, queries, outputs, firsts, ends, key_blocks, value_blocks, shape, scratch,
+                               normalize, isa);
 }
 
 void energon_attention_f32(const float *q, const float *const *key_blocks, const float *const *value_blocks,
                            int64_t first_position, int64_t end_position, const energon_attention_shape *shape,
                            float *output, float *scratch, energon_isa isa) {
-    attention_dispatch(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, 1, isa);
+    group_attention(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, 1, isa);
 }
 
 void energon_attention_partial_f32(const float *q, const float *const *key_blocks, const float *const *value_blocks,
                                    int64_t first_position, int64_t end_position,
                                    const energon_attention_shape *shape, float *output, float *maxima, float *sums,
                                    float *scratch, energon_isa isa) {
-    attention_dispatch(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, 0, isa);
+    group_attention(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, 0, isa);
     const int64_t heads = shape->group_heads;
-    const float *state = scratch + heads * ENERGON_ATTENTION_CHUNK;  // the body's [maxima, sums]
+    const float *state = scratch + 3 * ENERGON_ATTENTION_CHUNK;  // the body's [maxima, sums]
     for (int64_t h = 0; h < heads; h++) {
         maxima[h] = state[h];
         sums[h] = state[heads + h];

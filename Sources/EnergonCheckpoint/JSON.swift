@@ -11,12 +11,19 @@ import Darwin
 /// Numbers that are integers and fit in `Int` stay exact (`int`), so 64-bit file offsets are never
 /// rounded through `Double`; every other number is a `double`.
 public enum JSONValue: Sendable, Equatable {
+    /// `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
+    /// An integer that fits in `Int`, exactly.
     case int(Int)
+    /// Any other number.
     case double(Double)
+    /// A string (UTF-8 validated, escapes resolved).
     case string(String)
+    /// An array.
     case array([JSONValue])
+    /// An object (duplicate keys are rejected).
     case object([String: JSONValue])
 
     /// The value if it is a string.

@@ -12,9 +12,16 @@ public final class ModelCheckpoint: @unchecked Sendable {
     /// The hyperparameters (from GGUF metadata or `config.json`).
     public let configuration: ModelConfiguration
 
-    /// Opens `path`: a GGUF file, or a folder with `config.json` and safetensors weights.
+    /// Opens `path`: a GGUF file, or a folder with `config.json` and safetensors weights (a path
+    /// to that folder's `config.json`, index or a `.safetensors` file opens the folder).
     /// - Throws: `CheckpointError` naming the file and problem.
-    public init(path: String) throws {
+    public init(path given: String) throws {
+        var path = given
+        let name = given.split(separator: "/").last.map(String.init) ?? given
+        if name == "config.json" || name.hasSuffix(".safetensors") || name == SafetensorsFolder.indexName {
+            let folder = given.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+            path = folder.isEmpty ? (given.hasPrefix("/") ? "/" : ".") : folder
+        }
         self.path = path
         if FileSystem.isDirectory(path) {
             let configPath = "\(path)/config.json"

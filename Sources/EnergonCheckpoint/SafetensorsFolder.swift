@@ -139,8 +139,8 @@ public enum FileSystem {
         return names
     }
 
-    /// The whole file at `path` as UTF-8 text-or-bytes for JSON parsing.
-    /// - Throws: `CheckpointError.io` if it cannot be read.
+    /// The JSON document in the file at `path`.
+    /// - Throws: `CheckpointError.io` if it cannot be read, `.badJSON` if it is not valid JSON.
     public static func readJSON(_ path: String) throws -> JSONValue {
         let mapping = try FileMapping(path: path)
         return try JSONValue.parse(mapping.bytes, path: path)

@@ -33,7 +33,7 @@ enum WeightConversion {
         if let shard, shard.dimension == 0 {
             range = try rowRange(rows: rows, shard: shard, name: name, path: path)
         }
-        let rowBytes = tensor.shape.count <= 1 ? tensor.byteCount / max(rows, 1) : tensor.byteCount / rows
+        let rowBytes = tensor.byteCount / max(rows, 1)  // rows may be 0 in a safetensors file
         var shape = tensor.shape
         shape[0] = range.count
         let result = Tensor(dtype: tensor.dtype, shape: shape) { output, _ in

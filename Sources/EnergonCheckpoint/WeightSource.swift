@@ -60,7 +60,8 @@ public final class WeightSource: @unchecked Sendable {
     public let prefix: String
     private let ledger: Ledger
 
-    /// A source over a GGUF file; the family comes from `general.architecture`.
+    /// A source over a GGUF file; the family comes from `general.architecture`. GGUF names are
+    /// used verbatim, so the configuration (read if the metadata allows) is informational only.
     public convenience init(gguf file: GGUFFile) {
         self.init(store: file, format: .gguf, family: file.architecture.flatMap(ArchitectureFamily.init(modelType:)),
                   configuration: try? ModelConfiguration(gguf: file))

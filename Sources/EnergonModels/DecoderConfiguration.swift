@@ -36,6 +36,8 @@ public struct DecoderConfiguration: Sendable, Equatable {
     public var slidingWindow: Int?
     /// Every `slidingWindowPattern`-th layer is global (Gemma 3: 6); 0 = all layers use the window.
     public var slidingWindowPattern: Int
+    /// Which layers use the sliding window, when the checkpoint lists them (overrides the pattern).
+    public var slidingLayers: [Bool]? = nil
     public var activation: Activation
     /// Attention score scale (usually 1/√headDimension).
     public var attentionScale: Float
@@ -47,6 +49,7 @@ public struct DecoderConfiguration: Sendable, Equatable {
     /// Whether `layer` attends within the sliding window.
     public func isSlidingLayer(_ layer: Int) -> Bool {
         guard slidingWindow != nil else { return false }
+        if let slidingLayers, layer < slidingLayers.count { return slidingLayers[layer] }
         if slidingWindowPattern <= 0 { return true }
         return (layer + 1) % slidingWindowPattern != 0
     }

@@ -26,16 +26,16 @@ struct ByteLevelBPE: Sendable {
         self.textTable = textTable
         self.vocabularySize = vocabularySize
         self.ignoreMerges = ignoreMerges
-        var extras: [String: Int32] = [:]
+        // Byte-exact keys: `String` keys would merge canonically equivalent spellings.
+        var extras: [[UInt8]: Int32] = [:]
         var extraBytes: [[UInt8]] = []
         func symbol(_ text: some StringProtocol) -> Int32 {
             let utf8 = Array(text.utf8)
             if let id = textTable.lookup(utf8) { return id }
-            let key = String(text)
-            if let id = extras[key] { return id }
+            if let id = extras[utf8] { return id }
             let id = Int32(vocabularySize + extraBytes.count)
-            extras[key] = id
-            extraBytes.append(ByteLevelAlphabet.decode(key) ?? [])
+            extras[utf8] = id
+            extraBytes.append(ByteLevelAlphabet.decode(String(text)) ?? [])
             return id
         }
         var merger = BytePairMerger()

@@ -83,21 +83,23 @@ struct WordPieceGGUF: Sendable {
     let textTable: ByteStringTable
     let unknownID: Int32
     let maximumTokenLength: Int
+    let lowercase: Bool
+    let stripAccents: Bool
 
     func encode(_ bytes: UnsafeBufferPointer<UInt8>, into output: inout [Int32]) {
         let codePoints = CodePoints(bytes)
         var words: [[UInt8]] = [[]]
         for value in codePoints.values {
             // llama.cpp's NFD table maps a precomposed letter to its base letter.
-            let base = Self.baseLetter(value)
+            let base = stripAccents ? Self.baseLetter(value) : value
             let flags = UnicodeFlags.of(base)
             if flags.contains(.whitespace) {
                 if !words[words.count - 1].isEmpty { words.append([]) }
                 continue
             }
-            if base == 0 || base == 0xFFFD || flags.contains(.other) || flags.contains(.mark) { continue }
+            if base == 0 || base == 0xFFFD || flags.contains(.other) || (stripAccents && flags.contains(.mark)) { continue }
             var encoded: [UInt8] = []
-            appendUTF8(Self.lowercase(base), to: &encoded)
+            appendUTF8(lowercase ? Self.lowercase(base) : base, to: &encoded)
             if flags.contains(.punctuation) || (base < 0x7F && flags.contains(.symbol)) || Self.isChinese(base) {
                 if !words[words.count - 1].isEmpty { words.append([]) }
                 words[words.count - 1] = encoded

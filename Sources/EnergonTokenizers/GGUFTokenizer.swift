@@ -198,7 +198,10 @@ public struct GGUFTokenizer: Tokenizer {
                 throw TokenizerError.missingKey(source: source, key: "tokenizer.ggml.unknown_token_id")
             }
             let longest = metadata.tokens.reduce(0) { max($0, $1.utf8.count) }
-            engine = .wordPiece(WordPieceGGUF(textTable: textTable, unknownID: unknownID, maximumTokenLength: longest))
+            let lowercase = metadata.normalizerLowercase ?? true
+            engine = .wordPiece(WordPieceGGUF(textTable: textTable, unknownID: unknownID, maximumTokenLength: longest,
+                                              lowercase: lowercase,
+                                              stripAccents: metadata.normalizerStripAccents ?? lowercase))
             for (index, text) in metadata.tokens.enumerated() {
                 pieces.append(Self.piece(text, kind: kinds[index], algorithm: algorithm))
             }
@@ -273,6 +276,12 @@ public struct GGUFTokenizer: Tokenizer {
     /// The id of a vocabulary entry given as the file stores it, or nil.
     public func tokenID(_ text: String) -> Int32? {
         textTable.lookup(text.utf8)
+    }
+
+    /// Control and unknown tokens (llama.cpp renders them only with `special = true`).
+    public func isControlToken(_ id: Int32) -> Bool {
+        guard let kind = tokenKind(id) else { return false }
+        return kind == .control || kind == .unknown
     }
 
     /// The kind of a token, or nil for ids outside the vocabulary.

@@ -160,7 +160,12 @@ enum HFPreTokenizerStep: Sendable {
     ]
 
     /// Applies the step to code-point pieces.
-    func apply(_ pieces: [[UInt32]]) -> [[UInt32]] {
+    ///
+    /// - Parameters:
+    ///   - pieces: The pieces of one stretch of text between added tokens.
+    ///   - atOrigin: The stretch starts at the beginning of the input (Metaspace's "first" scheme
+    ///     prefixes only there, as `tokenizers` checks for original offset 0).
+    func apply(_ pieces: [[UInt32]], atOrigin: Bool) -> [[UInt32]] {
         var output: [[UInt32]] = []
         output.reserveCapacity(pieces.count)
         switch self {
@@ -224,7 +229,7 @@ enum HFPreTokenizerStep: Sendable {
             let marker = replacement.unicodeScalars.first?.value ?? 0x2581
             for (index, piece) in pieces.enumerated() {
                 var replaced = piece.map { $0 == 0x20 ? marker : $0 }
-                if (prependScheme == "always" || (prependScheme == "first" && index == 0)) && replaced.first != marker {
+                if (prependScheme == "always" || (prependScheme == "first" && index == 0 && atOrigin)) && replaced.first != marker {
                     replaced.insert(marker, at: 0)
                 }
                 guard split else { output.append(replaced); continue }

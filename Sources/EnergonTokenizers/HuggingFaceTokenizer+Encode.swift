@@ -14,7 +14,8 @@ extension HuggingFaceTokenizer {
                 case .token(let id):
                     output.append(id)
                 case .text(let range):
-                    encodeText(UnsafeBufferPointer(rebasing: bytes[range]), cache: &cache, into: &output)
+                    encodeText(UnsafeBufferPointer(rebasing: bytes[range]), atOrigin: range.lowerBound == 0,
+                               cache: &cache, into: &output)
                 }
             }
         }
@@ -42,7 +43,8 @@ extension HuggingFaceTokenizer {
         return result.filter { if case .text(let range) = $0 { !range.isEmpty } else { true } }
     }
 
-    private func encodeText(_ bytes: UnsafeBufferPointer<UInt8>, cache: inout WordCache, into output: inout [Int32]) {
+    private func encodeText(_ bytes: UnsafeBufferPointer<UInt8>, atOrigin: Bool, cache: inout WordCache,
+                            into output: inout [Int32]) {
         if bytes.isEmpty { return }
         if let fastRules, case .byteLevelBPE(let bpe) = model {
             // Same path as GGUF byte-level BPE: split code points in place, encode byte ranges.
@@ -60,7 +62,7 @@ extension HuggingFaceTokenizer {
         var text = String(decoding: bytes, as: UTF8.self)
         for normalizer in normalizers { text = normalizer.apply(text) }
         var pieces = [text.unicodeScalars.map(\.value)]
-        for step in steps { pieces = step.apply(pieces) }
+        for step in steps { pieces = step.apply(pieces, atOrigin: atOrigin) }
         for piece in pieces where !piece.isEmpty {
             var wordBytes: [UInt8] = []
             for value in piece { appendUTF8(value, to: &wordBytes) }

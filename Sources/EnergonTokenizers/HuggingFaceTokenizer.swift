@@ -33,6 +33,7 @@ public struct HuggingFaceTokenizer: Tokenizer {
     let templatePrefix: [Int32]
     let templateSuffix: [Int32]
     let leadingSpaceStrip: Bool
+    let specialIDs: Set<Int32>
 
     /// The beginning-of-sequence token, if the model has one.
     public let bosTokenID: Int32?
@@ -53,7 +54,7 @@ public struct HuggingFaceTokenizer: Tokenizer {
     public init(folder: String) throws {
         let file = folder + "/tokenizer.json"
         let root = try JSONNode.parse(file: file)
-        _ = try root.object()
+        _ = try root.members()
         let configFile = folder + "/tokenizer_config.json"
         let config = FileManager.default.fileExists(atPath: configFile) ? try JSONNode.parse(file: configFile) : nil
         try self.init(root: root, config: config)
@@ -65,9 +66,8 @@ public struct HuggingFaceTokenizer: Tokenizer {
 
         // Vocabulary: model vocab plus added tokens (which may extend it).
         var idToText: [Int: String] = [:]
-        let vocabulary = try modelNode["vocab"].object()
-        for (text, value) in vocabulary {
-            guard let number = value as? NSNumber, let id = Int(exactly: number.doubleValue), id >= 0, id < Int(Int32.max) else {
+        for (text, value) in try modelNode["vocab"].members() {
+            guard let id = try? value.int(), id >= 0, id < Self.maximumTokenID else {
                 throw modelNode["vocab"].error("maps `\(text)` to something other than a token id")
             }
             idToText[id] = text
@@ -78,7 +78,7 @@ public struct HuggingFaceTokenizer: Tokenizer {
         for node in try root["added_tokens"].isNull ? [] : root["added_tokens"].array() {
             let id = try node["id"].int()
             let content = try node["content"].string()
-            guard id >= 0, id < Int(Int32.max) else { throw node["id"].error("is out of range") }
+            guard id >= 0, id < Self.maximumTokenID else { throw node["id"].error("is out of range") }
             idToText[id] = content
             let special = try node["special"].bool(default: false)
             if special { specialIDs.insert(Int32(id)) }
@@ -112,7 +112,7 @@ public struct HuggingFaceTokenizer: Tokenizer {
             }
             var merges: [(Substring, Substring)] = []
             for node in try modelNode["merges"].array() {
-                if let line = node.value as? String {
+                if let line = node.stringValue {
                     guard let space = line.utf8.dropFirst().firstIndex(of: 0x20) else { throw node.error("has no space") }
                     merges.append((line[line.startIndex..<space], line[line.index(after: space)...]))
                 } else {
@@ -223,11 +223,16 @@ public struct HuggingFaceTokenizer: Tokenizer {
         self.templateSuffix = suffix
         self.bosTokenID = bos
         self.eosTokenIDs = endOfGeneration
+        self.specialIDs = specialIDs
     }
+
+    /// Ids at or above this are rejected: the table of token texts is sized by the largest id, and
+    /// real vocabularies stay far below it (the largest have about 256k entries).
+    static let maximumTokenID = 1 << 24
 
     static func configToken(_ node: JSONNode, table: ByteStringTable) throws -> Int32? {
         if node.isNull { return nil }
-        let text = node.value is String ? try node.string() : try node["content"].string()
+        let text = try node.stringValue ?? node["content"].string()
         return table.lookup(text.utf8)
     }
 
@@ -278,6 +283,8 @@ public struct HuggingFaceTokenizer: Tokenizer {
         }
     }
 
+    /// Added tokens marked `special` (what `skip_special_tokens` drops).
+    public func isControlToken(_ id: Int32) -> Bool { specialIDs.contains(id) }
     /// The vocabulary entry of a token as the file stores it, or nil outside the vocabulary.
     public func tokenText(_ id: Int32) -> String? { id >= 0 && Int(id) < texts.count ? texts[Int(id)] : nil }
     /// The bytes a token contributes to decoded text, or nil outside the vocabulary.

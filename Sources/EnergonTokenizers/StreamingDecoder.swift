@@ -1,21 +1,27 @@
 /// Decodes generated tokens one at a time into text deltas that never split a UTF-8 character:
 /// bytes of a token that ends inside a character are held until the character is complete.
 ///
-/// The concatenation of all deltas plus `finish()` equals `tokenizer.decode(allIDs)`.
+/// The concatenation of all deltas plus `finish()` equals `tokenizer.decode(allIDs)` (or
+/// `decode(allIDs, skipControlTokens: true)` when control tokens are skipped).
 public struct StreamingDecoder {
     private let tokenizer: any Tokenizer
+    private let skipControlTokens: Bool
     private var pending: [UInt8] = []
     private var isFirstToken = true
 
     /// Makes a decoder for a tokenizer.
     ///
-    /// - Parameter tokenizer: The tokenizer whose ids will be fed.
-    public init(tokenizer: any Tokenizer) {
+    /// - Parameters:
+    ///   - tokenizer: The tokenizer whose ids will be fed.
+    ///   - skipControlTokens: Leave control tokens (`<|im_end|>`, `<eos>`, ...) out of the text.
+    public init(tokenizer: any Tokenizer, skipControlTokens: Bool = false) {
         self.tokenizer = tokenizer
+        self.skipControlTokens = skipControlTokens
     }
 
     /// Feeds one token id and returns the text that became complete (possibly empty).
     public mutating func feed(_ id: Int32) -> String {
+        if skipControlTokens && tokenizer.isControlToken(id) { return "" }
         guard let piece = tokenizer.tokenBytes(id) else { return "" }
         if isFirstToken {
             isFirstToken = false

@@ -29,6 +29,11 @@ public protocol Tokenizer: Sendable {
     /// The id of a vocabulary entry given as the model file stores it, or nil.
     func tokenID(_ text: String) -> Int32?
 
+    /// Whether a token is a control token (BOS, `<|im_end|>`, `<end_of_turn>`, `[CLS]`...), which
+    /// generated text usually hides: llama.cpp renders these only when asked to, and `tokenizers`
+    /// drops them with `skip_special_tokens`.
+    func isControlToken(_ id: Int32) -> Bool
+
     /// Number of token ids.
     var vocabularySize: Int { get }
 
@@ -59,12 +64,19 @@ extension Tokenizer {
         encode(text, addSpecialTokens: addSpecialTokens, parseSpecialTokens: true)
     }
 
+    /// Decodes ids into text, leaving out control tokens (for showing generated text).
+    public func decode(_ ids: [Int32], skipControlTokens: Bool) -> String {
+        String(decoding: decodeBytes(skipControlTokens ? ids.filter { !isControlToken($0) } : ids), as: UTF8.self)
+    }
+
     /// Decodes ids into raw bytes (before UTF-8 validation), applying the leading-space rule.
     public func decodeBytes(_ ids: [Int32]) -> [UInt8] {
         var bytes: [UInt8] = []
-        for (index, id) in ids.enumerated() {
+        var first = true
+        for id in ids {
             guard let piece = tokenBytes(id) else { continue }
-            if index == 0 && stripsLeadingSpaceOnDecode && piece.first == 0x20 {
+            defer { first = false }
+            if first && stripsLeadingSpaceOnDecode && piece.first == 0x20 {
                 bytes.append(contentsOf: piece.dropFirst())
             } else {
                 bytes.append(contentsOf: piece)

@@ -94,6 +94,8 @@ public enum TokenizerLoader {
         result.addEOS = try boolean("add_eos_token")
         result.addSEP = try boolean("add_sep_token")
         result.addSpacePrefix = try boolean("add_space_prefix")
+        result.normalizerLowercase = try boolean("normalizer.lowercase")
+        result.normalizerStripAccents = try boolean("normalizer.strip_accents")
         return result
     }
 }

@@ -39,6 +39,10 @@ public struct VocabularyMetadata: Sendable {
     public var addSEP: Bool?
     /// `tokenizer.ggml.add_space_prefix`.
     public var addSpacePrefix: Bool?
+    /// `tokenizer.ggml.normalizer.lowercase` (WordPiece; default true).
+    public var normalizerLowercase: Bool?
+    /// `tokenizer.ggml.normalizer.strip_accents` (WordPiece; default: as lowercase).
+    public var normalizerStripAccents: Bool?
 
     /// Makes metadata with the required fields; the optional ones start unset.
     public init(source: String, model: String, pre: String? = nil, tokens: [String]) {

@@ -49,23 +49,40 @@ struct BenchKernels: ParsableCommand {
         if !json {
             print("energon bench-kernels: \(context.pool.activeThreadCount) thread(s), isa \(context.isa), cpu: \(EnergonInfo.cpuFeatures)")
             print(String(format: "read bandwidth (1 GiB, AVX read-sum): %.1f GB/s", bandwidth))
-            print("format  matvec GB/s  ratio  matvec GFLOP/s | GEMM \(tokens) tok GFLOP/s: 1536x576  4096x4096")
+            print("format  matvec GB/s  ratio  matvec GFLOP/s | GEMM \(tokens) tok GFLOP/s: 1536x576*  4096x4096   (*640x2048 for K-quants)")
         }
         for dtype in selected {
             let matvec = Self.matvec(dtype: dtype, context: context, seconds: seconds)
-            let small = Self.gemm(dtype: dtype, out: 1536, inputs: 576, tokens: tokens, context: context, seconds: seconds)
+            // K-quant rows must be whole 256-blocks: their model-sized shape is Gemma 3's FFN down.
+            let (smallOut, smallInputs) = dtype.blockSize == 256 ? (640, 2048) : (1536, 576)
+            let small = Self.gemm(dtype: dtype, out: smallOut, inputs: smallInputs, tokens: tokens, context: context, seconds: seconds)
             let large = Self.gemm(dtype: dtype, out: 4096, inputs: 4096, tokens: tokens, context: context, seconds: seconds)
             results.append([
                 "format": dtype.name, "matvecGBps": matvec.gigabytes, "matvecGFLOPs": matvec.gigaflops,
-                "matvecRatio": matvec.gigabytes / bandwidth, "gemm1536x576GFLOPs": small, "gemm4096x4096GFLOPs": large,
+                "matvecRatio": matvec.gigabytes / bandwidth, "gemmModelShape": "\(smallOut)x\(smallInputs)", "gemmModelShapeGFLOPs": small, "gemm4096x4096GFLOPs": large,
             ])
             if !json {
-                print(String(format: "%-6@  %11.1f  %5.2f  %14.1f | %33.1f  %9.1f", dtype.name as NSString,
+                print(String(format: "%-6@  %11.1f  %5.2f  %14.1f | %34.1f  %9.1f", dtype.name as NSString,
                              matvec.gigabytes, matvec.gigabytes / bandwidth, matvec.gigaflops, small, large))
+            }
+        }
+        // The linear layers of SmolLM2-135M (30 layers, hidden 576, kv 192, ffn 1536) in one
+        // format, with q/k/v and gate/up as single computeMany calls as a model runs them.
+        var steps: [[String: Any]] = []
+        if !json { print("SmolLM2-135M linear layers (30 x q,k,v | o | gate,up | down; + Q8_0 LM head 49152x576 for decode):") }
+        for dtype in selected where [.q8_0, .q4_0, .q4_1, .f16, .f32].contains(dtype) {
+            let step = Self.smolStep(dtype: dtype, tokens: tokens, context: context, seconds: seconds)
+            steps.append(["format": dtype.name, "decodeStepMs": step.decode * 1e3, "prefillMs": step.prefill * 1e3,
+                          "decodeTokensPerSecond": 1 / step.decode, "prefillTokensPerSecond": Double(tokens) / step.prefill])
+            if !json {
+                print(String(format: "  %-5@ decode step %.3f ms (%.0f tok/s bound)   prefill %d tokens %.1f ms (%.0f tok/s bound)",
+                             dtype.name as NSString, step.decode * 1e3, 1 / step.decode, tokens, step.prefill * 1e3,
+                             Double(tokens) / step.prefill))
             }
         }
         if json {
             let document: [String: Any] = [
+                "smollm2LinearLayers": steps,
                 "threads": context.pool.activeThreadCount, "isa": context.isa.description,
                 "cpuFeatures": EnergonInfo.cpuFeatures, "readBandwidthGBps": bandwidth, "gemmTokens": tokens,
                 "kernels": results,
@@ -162,6 +179,44 @@ struct BenchKernels: ParsableCommand {
             }
         }
         return (Double(weight.byteCount) / time / 1e9, 2 * Double(out * inputs) / time / 1e9)
+    }
+
+    /// Seconds of one decode step (1 token, with the LM head) and of one `tokens`-token prefill
+    /// (without it) through SmolLM2-135M's linear layers stored as `dtype`.
+    static func smolStep(dtype: DType, tokens: Int, context: ComputeContext, seconds: Double) -> (decode: Double, prefill: Double) {
+        let hidden = 576, kv = 192, ffn = 1536, layers = 30, vocabulary = 49152
+        struct Layer { let qkv: [Tensor]; let o: Tensor; let gateUp: [Tensor]; let down: Tensor }
+        let model = (0..<layers).map { _ in
+            Layer(qkv: [randomWeight(dtype, out: hidden, inputs: hidden), randomWeight(dtype, out: kv, inputs: hidden),
+                        randomWeight(dtype, out: kv, inputs: hidden)],
+                  o: randomWeight(dtype, out: hidden, inputs: hidden),
+                  gateUp: [randomWeight(dtype, out: ffn, inputs: hidden), randomWeight(dtype, out: ffn, inputs: hidden)],
+                  down: randomWeight(dtype, out: hidden, inputs: ffn))
+        }
+        let head = randomWeight(.q8_0, out: vocabulary, inputs: hidden)
+        let input = UnsafeMutablePointer<Float>.allocate(capacity: tokens * ffn)
+        let outputs = (0..<4).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: tokens * max(ffn, hidden)) }
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: vocabulary)
+        defer {
+            input.deallocate()
+            outputs.forEach { $0.deallocate() }
+            logits.deallocate()
+        }
+        for index in 0..<(tokens * ffn) { input[index] = Float((index * 7919) % 2001 - 1000) / 1000 }
+        func step(_ count: Int) {
+            for layer in model {
+                MatMul.computeMany(weights: layer.qkv, input: input, tokens: count, outputs: Array(outputs[0..<3]), context: context)
+                MatMul.compute(weight: layer.o, input: input, tokens: count, output: outputs[3], context: context)
+                MatMul.computeMany(weights: layer.gateUp, input: input, tokens: count, outputs: Array(outputs[0..<2]), context: context)
+                MatMul.compute(weight: layer.down, input: input, tokens: count, output: outputs[3], context: context)
+            }
+        }
+        let decode = bestTime(seconds: seconds) {
+            step(1)
+            MatMul.compute(weight: head, input: input, tokens: 1, output: logits, context: context)
+        }
+        let prefill = bestTime(seconds: seconds) { step(tokens) }
+        return (decode, prefill)
     }
 
     /// Prefill GEMM GFLOP/s of `tokens` tokens on an `[out, inputs]` weight.

@@ -11,7 +11,7 @@ struct Energon: ParsableCommand {
         commandName: "energon",
         abstract: "Energon: inference for large transformer language models on CPUs.",
         version: EnergonInfo.version,
-        subcommands: [GenerateCommand.self, PerplexityCommand.self, BenchCommand.self, InspectCommand.self,
+        subcommands: [GenerateCommand.self, ChatCommand.self, PerplexityCommand.self, BenchCommand.self, InspectCommand.self,
                       TokenizeCommand.self, BenchKernels.self]
     )
 

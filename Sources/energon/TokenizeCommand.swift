@@ -18,7 +18,7 @@ struct TokenizeCommand: ParsableCommand {
     @Option(name: .long, help: "A file holding the prompt text (read verbatim, as UTF-8).")
     var file: String?
 
-    @Flag(name: .long, help: "Print the decoded text of the ids instead of the ids.")
+    @Flag(name: .long, help: "Print the round-tripped text (the prompt's ids decoded, without added BOS/EOS) instead of the ids.")
     var decode = false
 
     @Flag(name: .long, help: "Neither add BOS/EOS nor parse special-token text such as <|im_start|>.")
@@ -65,7 +65,9 @@ struct TokenizeCommand: ParsableCommand {
                 prompt.utf8.count, ids.count, benchmark, seconds, megabytes / seconds).utf8))
         }
         if decode {
-            print(tokenizer.decode(ids))
+            // The round trip of the prompt itself: without the BOS/EOS that encoding adds.
+            let bare = noSpecial ? ids : tokenizer.encode(prompt, addSpecialTokens: false, parseSpecialTokens: true)
+            print(tokenizer.decode(bare), terminator: prompt.hasSuffix("\n") ? "" : "\n")
         } else {
             print(ids.map(String.init).joined(separator: " "))
         }

@@ -28,4 +28,11 @@ import Testing
         let short = CheckpointSummary.render(try ModelCheckpoint(path: TestFiles.fixture("hf/llama")), includeTensors: false)
         #expect(!short.contains("model.layers.1.self_attn.k_proj.weight") && short.contains("Totals: 21 tensors"))
     }
+
+    @Test func filesInsideAFolderOpenTheFolder() throws {
+        for file in ["config.json", "model.safetensors.index.json", "model-00002-of-00003.safetensors"] {
+            let checkpoint = try ModelCheckpoint(path: TestFiles.fixture("hf/llama/\(file)"))
+            #expect(checkpoint.format == .huggingFace && checkpoint.path == TestFiles.fixture("hf/llama"))
+        }
+    }
 }

@@ -188,8 +188,14 @@ struct AttentionTestSequence {
                             random: &random)
             let dense = run(sequences, configuration: configuration, blockSize: nil, threads: threads, isa: isa,
                             random: &random)
-            // Chunks follow positions, not blocks, so paging changes nothing, bit for bit.
+            // Chunks follow positions, not blocks, so paging changes nothing, bit for bit, whatever
+            // the block size (1: every key in its own block; 7 and 100: blocks that straddle chunks).
             #expect(paged == dense, "paged vs dense \(isa) threads \(threads) seed \(random.seed)")
+            for blockSize in [1, 7, 100] {
+                let other = run(sequences, configuration: configuration, blockSize: blockSize, threads: threads, isa: isa,
+                                random: &random)
+                #expect(other == dense, "block size \(blockSize) vs dense \(isa) threads \(threads) seed \(random.seed)")
+            }
             let error = opsWorstError(paged, expected, absolute: 2e-6, relative: 1e-5)
             #expect(error <= 1, "ragged \(isa) threads \(threads) \(error) seed \(random.seed)")
             outputs.append(paged)
@@ -221,6 +227,26 @@ struct AttentionTestSequence {
                 #expect(opsWorstError(split, single, absolute: 1e-6, relative: 1e-5) <= 1)
             }
         }
+    }
+
+    /// Encoder (non-causal) attention: every query sees its whole sequence, including later keys.
+    @Test(arguments: ISA.available)
+    func nonCausalSeesTheWholeSequence(isa: ISA) {
+        var random = OpsTestRandom()
+        let configuration = AttentionConfiguration(heads: 6, kvHeads: 6, headDimension: 64, scale: 0.125, causal: false)
+        let sequences = [(0, 37), (0, 5), (0, 1), (0, 80)].map { start, tokens in
+            makeSequence(startPosition: start, tokens: tokens, configuration: configuration, magnitude: 2, random: &random)
+        }
+        let expected = reference(sequences, configuration: configuration)
+        for threads in [1, 3] {
+            let output = run(sequences, configuration: configuration, blockSize: 16, threads: threads, isa: isa,
+                             random: &random)
+            let error = opsWorstError(output, expected, absolute: 2e-6, relative: 1e-5)
+            #expect(error <= 1, "non-causal \(isa) threads \(threads) \(error) seed \(random.seed)")
+        }
+        var causal = configuration
+        causal.causal = true
+        #expect(opsWorstError(reference(sequences, configuration: causal), expected, absolute: 1e-3, relative: 0) > 1)
     }
 
     @Test func levelsAgreeClosely() {

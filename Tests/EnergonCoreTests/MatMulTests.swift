@@ -67,7 +67,9 @@ private let allFormats: [DType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0
 
 private func shapes(for dtype: DType) -> [Shape] {
     let small = dtype.blockSize == 256 ? 256 : 32
-    return [
+    // Float weights take any row length: odd ones exercise the masked tails.
+    let odd = dtype.isQuantized ? [] : [Shape(inputs: 37, out: 5, tokens: 3), Shape(inputs: 301, out: 33, tokens: 7)]
+    return odd + [
         Shape(inputs: small, out: 1, tokens: 1),
         Shape(inputs: small, out: 7, tokens: 2),
         Shape(inputs: 256, out: 33, tokens: 5),
@@ -171,6 +173,21 @@ struct MatMulTests {
             for index in 0..<inputs {
                 let difference = abs(Double(independent[index]) - ours[index])
                 #expect(difference <= 1e-6 * abs(ours[index]) + 1e-12, "\(dtype) row \(row) element \(index)")
+            }
+        }
+    }
+
+    @Test("rejects a K-quant weight whose rows are not whole super-blocks")
+    func rejectsPartialBlocks() async {
+        await #expect(processExitsWith: .failure) {
+            let weight = Tensor(dtype: .q4_K, shape: [2, 576]) { _, _ in }
+            var input = [Float](repeating: 1, count: 576)
+            var output = [Float](repeating: 0, count: 2)
+            input.withUnsafeMutableBufferPointer { x in
+                output.withUnsafeMutableBufferPointer { y in
+                    MatMul.compute(weight: weight, input: x.baseAddress!, tokens: 1, output: y.baseAddress!,
+                                   context: ComputeContext(threads: 1))
+                }
             }
         }
     }

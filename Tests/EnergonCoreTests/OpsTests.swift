@@ -128,6 +128,18 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
         }
     }
 
+    @Test(arguments: levels)
+    func softmaxGivesMaskedEntriesZero(isa: ISA) {
+        var random = OpsTestRandom()
+        var x = random.floats(100, in: -50...50)
+        for index in stride(from: 0, to: 100, by: 3) { x[index] = -.infinity }
+        var output = x
+        Ops.softmax(&output, rows: 1, columns: 100, context: ComputeContext(threads: 1, isa: isa))
+        let expected = ReferenceOps.softmax(x, rows: 1, columns: 100)
+        #expect(opsWorstError(output, expected, absolute: 1e-9, relative: 2e-6) <= 1, "seed \(random.seed)")
+        #expect(stride(from: 0, to: 100, by: 3).allSatisfy { output[$0] == 0 })
+    }
+
     @Test(arguments: levels, sizes)
     func rmsNormMatchesReference(isa: ISA, dimension: Int) {
         var random = OpsTestRandom()
@@ -178,6 +190,40 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
             let error = opsWorstError(output, expected, absolute: 2e-4, relative: 2e-4)
             #expect(error <= 1, "layerNorm \(isa) d=\(dimension) bias \(useBias) \(error) seed \(random.seed)")
         }
+    }
+
+    @Test func emptyInputsWriteNothing() throws {
+        var sentinel: [Float] = [42]
+        let context = ComputeContext(threads: 3)
+        Ops.silu(&sentinel, count: 0, context: context)
+        Ops.gelu(&sentinel, count: 0, approximation: .erf, context: context)
+        Ops.swiglu(gate: [1], up: [1], output: &sentinel, count: 0, context: context)
+        Ops.softmax(&sentinel, rows: 0, columns: 5, context: context)
+        Ops.softmax(&sentinel, rows: 1, columns: 0, context: context)
+        Ops.rmsNorm(input: [1], weight: [1], output: &sentinel, tokens: 0, dimension: 1, epsilon: 1e-6, context: context)
+        Ops.rmsNorm(input: [1], weight: [1], output: &sentinel, tokens: 1, dimension: 0, epsilon: 1e-6, context: context)
+        Ops.layerNorm(input: [1], weight: [1], bias: nil, output: &sentinel, tokens: 0, dimension: 1, epsilon: 1e-6,
+                      context: context)
+        RoPE(headDimension: 4, rotaryDimensions: 4, base: 1e4, style: .neox)
+            .apply(&sentinel, tokens: 0, heads: 1, positions: [Int32(3)], context: context)
+        RoPE(headDimension: 1, rotaryDimensions: 0, base: 1e4, style: .normal)
+            .apply(&sentinel, tokens: 1, heads: 1, positions: [Int32(3)], context: context)
+        try Embedding.lookup(table: Tensor(shape: [2, 1], floats: [5, 6]), ids: [Int32(0)], count: 0, output: &sentinel)
+        var keyBlock: [Float] = [1, 2]
+        keyBlock.withUnsafeMutableBufferPointer { block in
+            let blocks = [block.baseAddress!]
+            blocks.withUnsafeBufferPointer { table in
+                let empty = AttentionSequence(queryOffset: 0, tokens: 0, startPosition: 0, keyBlocks: table.baseAddress!,
+                                              valueBlocks: table.baseAddress!)
+                Attention.compute(queries: [1], sequences: [empty], blockSize: 2, output: &sentinel,
+                                  configuration: AttentionConfiguration(heads: 1, kvHeads: 1, headDimension: 1, scale: 1),
+                                  context: context)
+                Attention.compute(queries: [1], sequences: [], blockSize: 2, output: &sentinel,
+                                  configuration: AttentionConfiguration(heads: 1, kvHeads: 1, headDimension: 1, scale: 1),
+                                  context: context)
+            }
+        }
+        #expect(sentinel == [42])
     }
 
     @Test(arguments: sizes)
@@ -255,6 +301,24 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
         RoPE(headDimension: 128, rotaryDimensions: 96, base: 1e6, style: style, cachedPositions: 0)
             .apply(&computed, tokens: tokens, heads: heads, positions: positions, context: ComputeContext(threads: 1))
         #expect(cached == computed)
+    }
+
+    @Test(arguments: [RoPE.Style.normal, .neox])
+    func frequencyFactorsMatchReference(style: RoPE.Style) {
+        var random = OpsTestRandom()
+        // Llama 3.1-style factors: 1 for high frequencies, up to 8 for low ones.
+        let factors = (0..<32).map { index in Float(1 + 7 * Double(index) / 31) }
+        let x = random.floats(9 * 3 * 64, in: -2...2)
+        let positions = (0..<9).map { _ in Int32.random(in: 0...9000, using: &random) }
+        var output = x
+        RoPE(headDimension: 64, rotaryDimensions: 64, base: 5e5, style: style, frequencyFactors: factors)
+            .apply(&output, tokens: 9, heads: 3, positions: positions, context: ComputeContext(threads: 1))
+        let expected = ReferenceOps.rope(x, tokens: 9, heads: 3, headDimension: 64, rotaryDimensions: 64, base: 5e5,
+                                         style: style, frequencyFactors: factors, positions: positions)
+        #expect(opsWorstError(output, expected, absolute: 1e-6, relative: 1e-6) <= 1, "seed \(random.seed)")
+        let plain = ReferenceOps.rope(x, tokens: 9, heads: 3, headDimension: 64, rotaryDimensions: 64, base: 5e5,
+                                      style: style, positions: positions)
+        #expect(opsWorstError(output, plain, absolute: 1e-3, relative: 0) > 1)
     }
 
     @Test func positionZeroIsIdentityAndStylesDiffer() {

@@ -13,6 +13,7 @@ import Testing
         let tokens: [Int32]
         let vocabulary: Int
         let gguf: String
+        let huggingFace: String
         let logits: String
         var testDescription: String { name }
     }
@@ -89,6 +90,26 @@ import Testing
             cache.free(table)
             table.removeAll()
         }
+    }
+
+    @Test("a Hugging Face folder of the same weights gives the same logits", arguments: cases)
+    func huggingFaceFolderMatchesReference(_ testCase: Case) throws {
+        let folder = Self.fixtures.appendingPathComponent(testCase.huggingFace).path
+        let hfConfiguration = try ModelConfiguration(huggingFaceConfigAt: folder + "/config.json")
+        let configuration = try ModelRegistry.configuration(huggingFace: hfConfiguration, source: folder)
+        let weights = WeightSource(huggingFace: try SafetensorsFolder(path: folder), configuration: hfConfiguration)
+        let model = try ModelRegistry.build(configuration: configuration, weights: weights)
+        let data = try Data(contentsOf: Self.fixtures.appendingPathComponent(testCase.logits))
+        let expected = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let cache = KVCache(layers: model.layerRange.count, blockSize: 4, kvDimension: model.kvDimensionPerRank, blockCount: 16)
+        let table = try cache.allocate(cache.blocksNeeded(positions: testCase.tokens.count))
+        var batch = ForwardBatch(sequences: [(tokens: testCase.tokens, startPosition: 0, blockTable: table)])
+        batch.logitRows = Array(0..<testCase.tokens.count)
+        let buffers = ActivationBuffers()  // the returned logits live in these buffers
+        let logits = try #require(try DecoderRuntime.forward(model, batch: batch, cache: cache, buffers: buffers,
+                                                             context: ComputeContext(threads: 2)))
+        #expect(relativeError(logits, expected[...]) <= 1e-4)
+        withExtendedLifetime(buffers) {}
     }
 
     @Test("a ragged batch of sequences equals each sequence alone", arguments: cases)

@@ -97,6 +97,10 @@ import Testing
          "unsupported Split regex at pre_tokenizer: x+"),
         ("wordpiece unk missing", #"{"model": {"type": "WordPiece", "vocab": {"a": 0}, "unk_token": "[UNK]"}}"#,
          "`model.unk_token` names `[UNK]`, which is not in the vocabulary"),
+        ("absurd token id", #"{"model": {"type": "BPE", "vocab": {"a": 4000000000}, "merges": []}}"#,
+         "`model.vocab` maps `a` to something other than a token id"),
+        ("absurd added token id", #"{"added_tokens": [{"id": 99999999, "content": "x"}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}"#,
+         "`added_tokens[0].id` is out of range"),
         ("added token id not an integer", #"{"added_tokens": [{"id": "1", "content": "x"}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}"#,
          "`added_tokens[0].id` is not an integer"),
     ]

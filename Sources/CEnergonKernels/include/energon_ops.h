@@ -67,8 +67,25 @@ typedef struct {
     float softcap;            ///< > 0: scores become softcap * tanh(score / softcap)
 } energon_attention_shape;
 
-/// Floats of scratch one `energon_attention_f32` call needs.
+/// Most rows (query heads x tokens) one attention call takes.
+#define ENERGON_ATTENTION_MAX_ROWS 256
+
+/// Floats of scratch one `energon_attention_f32` call needs (group_heads <= ENERGON_ATTENTION_MAX_ROWS).
 size_t energon_attention_scratch_floats(int32_t group_heads);
+
+/// Floats of scratch one `energon_attention_rows_f32` call needs.
+size_t energon_attention_rows_scratch_floats(int32_t rows);
+
+/// Attention of `rows` (<= ENERGON_ATTENTION_MAX_ROWS) query rows that read the same KV head
+/// (`shape->head_offset`; `shape->group_heads` is ignored): row r is the head_dimension floats at
+/// queries[r], sees keys firsts[r] ..< ends[r], and writes outputs[r]. Typically the heads of a
+/// KV group for a few consecutive tokens, whose key ranges mostly overlap: the shared range is
+/// computed for all rows together. With normalize == 0 outputs stay unnormalised (see
+/// energon_attention_partial_f32).
+void energon_attention_rows_f32(int32_t rows, const float *const *queries, float *const *outputs,
+                                const int64_t *firsts, const int64_t *ends, const float *const *key_blocks,
+                                const float *const *value_blocks, const energon_attention_shape *shape,
+                                float *scratch, int normalize, energon_isa isa);
 
 /// Attention of `group_heads` query heads (q: group_heads * head_dimension floats) over the keys
 /// and values at positions first_position ..< end_position of a paged cache (position p lives in

@@ -56,8 +56,12 @@ public enum MatMul {
         precondition(supports(weight.dtype), "MatMul does not support \(weight.dtype)")
         precondition(tokens >= 0, "negative token count")
         let inputs = weight.shape[1]
-        // invariant: quantized activations are built per 32 inputs.
-        precondition(!weight.dtype.isQuantized || inputs % 32 == 0, "quantized weight rows must be whole blocks")
+        // invariant: rows are whole blocks (quantized activations are built per 32 inputs, and
+        // every block size is a multiple of 32), and the storage holds every row.
+        precondition(inputs % weight.dtype.blockSize == 0,
+                     "MatMul: \(weight.dtype) rows of \(inputs) inputs are not whole \(weight.dtype.blockSize)-blocks")
+        precondition(weight.rowBytes > 0 || inputs == 0, "MatMul: weight rows have no bytes")
+        precondition(weight.byteCount >= weight.shape[0] * weight.rowBytes, "MatMul: weight storage is shorter than its shape")
         return energon_matmul_job(
             isa: Int32(isa.rawValue), dtype: weight.dtype.rawValue,
             weight: weight.data.assumingMemoryBound(to: UInt8.self), row_bytes: weight.rowBytes, in: inputs,

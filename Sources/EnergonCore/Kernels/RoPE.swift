@@ -7,7 +7,8 @@ import Darwin
 #endif
 
 /// Rotary position embedding: rotates pairs of each head's first `rotaryDimensions` values by
-/// `position * frequency[i]`, with `frequency[i] = base^(-2i / rotaryDimensions) * frequencyScale`.
+/// `position * frequency[i]`, with `frequency[i] = base^(-2i / rotaryDimensions) * frequencyScale
+/// / frequencyFactors[i]`.
 ///
 /// Angles are computed in Float64 (`position * frequency` loses about 3 decimal digits of the
 /// angle in f32 at position 30 000), then the cosine and sine are rounded to f32 and shared by
@@ -46,9 +47,11 @@ public struct RoPE: Sendable {
     ///   - base: the frequency base, e.g. 10 000 or 1 000 000.
     ///   - style: `.normal` (adjacent pairs) or `.neox` (split halves).
     ///   - frequencyScale: multiplies every frequency.
+    ///   - frequencyFactors: `rotaryDimensions / 2` divisors, one per frequency (GGUF's
+    ///     `rope_freqs.weight`, which encodes Llama 3.1+ long-context scaling); `nil` for none.
     ///   - cachedPositions: positions whose cos/sin are precomputed (`rotaryDimensions * 4` bytes each).
     public init(headDimension: Int, rotaryDimensions: Int, base: Float, style: Style, frequencyScale: Float = 1,
-                cachedPositions: Int = 4096) {
+                frequencyFactors: [Float]? = nil, cachedPositions: Int = 4096) {
         // invariant: model code derives these from a validated configuration.
         precondition(rotaryDimensions >= 0 && rotaryDimensions <= headDimension && rotaryDimensions % 2 == 0,
                      "rotaryDimensions \(rotaryDimensions) must be even and at most headDimension \(headDimension)")
@@ -58,8 +61,12 @@ public struct RoPE: Sendable {
         self.style = style
         self.frequencyScale = frequencyScale
         let half = rotaryDimensions / 2
+        // invariant: the loader checked the factor tensor's shape against the configuration.
+        precondition(frequencyFactors == nil || frequencyFactors?.count == half,
+                     "frequencyFactors needs rotaryDimensions / 2 = \(half) values")
         let frequencies = (0..<half).map { index in
             pow(Double(base), -2.0 * Double(index) / Double(rotaryDimensions)) * Double(frequencyScale)
+                / Double(frequencyFactors?[index] ?? 1)
         }
         self.frequencies = frequencies
         self.table = RoPETable(frequencies: frequencies, positions: half > 0 ? max(0, cachedPositions) : 0)

@@ -28,6 +28,19 @@ public final class ColumnParallelLinear: @unchecked Sendable {
         self.outputFeaturesPerRank = outputFeatures / parallel.tensorSize
     }
 
+    /// A layer over an already-cut weight (this rank's rows, `[outputFeaturesPerRank, inputFeatures]`)
+    /// and bias slice: for fused checkpoint tensors (GPT-2's `attn_qkv`) whose rank shard is not
+    /// one contiguous row range.
+    /// - Throws: `ModelError.unsupportedFormat` naming `name` when the kernels cannot use the weight's type.
+    public init(weight: Tensor, bias: [Float]?, name: String) throws {
+        precondition(weight.shape.count == 2 && (bias == nil || bias?.count == weight.shape[0]))  // invariant: callers cut both from checked tensors
+        if !MatMul.supports(weight.dtype) { throw ModelError.unsupportedFormat(tensor: name, format: weight.dtype.name) }
+        self.weight = weight
+        self.bias = bias
+        inputFeatures = weight.shape[1]
+        outputFeaturesPerRank = weight.shape[0]
+    }
+
     /// `output[t] = input[t] · Wᵀ (+ b)`; input `[tokens, inputFeatures]`, output `[tokens, outputFeaturesPerRank]`.
     public func callAsFunction(_ input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
                                context: ComputeContext) {

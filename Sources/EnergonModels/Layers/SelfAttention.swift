@@ -60,6 +60,22 @@ public final class SelfAttention: @unchecked Sendable {
         blockPointers = .allocate(capacity: 1)
     }
 
+    /// Attention over projections the caller built: fused checkpoint tensors (GPT-2's `attn_qkv`
+    /// cut into q/k/v) or projections with biases on every layer (OPT). `configuration` holds
+    /// this rank's heads.
+    public init(query: ColumnParallelLinear, key: ColumnParallelLinear, value: ColumnParallelLinear,
+                output: RowParallelLinear, rope: RoPE?, configuration: AttentionConfiguration) {
+        self.query = query
+        self.key = key
+        self.value = value
+        self.output = output
+        queryNorm = nil
+        keyNorm = nil
+        self.rope = rope
+        self.configuration = configuration
+        blockPointers = .allocate(capacity: 1)
+    }
+
     deinit { blockPointers.deallocate() }
 
     /// Floats per position this rank stores in the KV cache.
