@@ -201,5 +201,8 @@ struct MatMulTests {
     func supportedFormats() {
         for dtype in allFormats { #expect(MatMul.supports(dtype)) }
         for dtype in [DType.q8_1, .q8_K, .i8, .i16, .i32, .i64, .f64] { #expect(!MatMul.supports(dtype)) }
+        #expect(MatMul.supports(.q4_K, inputs: 512) && !MatMul.supports(.q4_K, inputs: 576))
+        #expect(MatMul.supports(.q4_1, inputs: 576) && !MatMul.supports(.q4_1, inputs: 100))
+        #expect(MatMul.supports(.f16, inputs: 37) && !MatMul.supports(.i8, inputs: 32))
     }
 }

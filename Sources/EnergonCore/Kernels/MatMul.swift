@@ -41,6 +41,13 @@ public enum MatMul {
         energon_matmul_supports(dtype.rawValue) != 0
     }
 
+    /// Whether a `[out, inputs]` weight of `dtype` can be used: a supported format whose rows are
+    /// whole blocks (K-quants need `inputs` to be a multiple of 256, the other block formats of
+    /// 32). Loaders should check this (and throw) before calling `compute`, which traps instead.
+    public static func supports(_ dtype: DType, inputs: Int) -> Bool {
+        supports(dtype) && inputs >= 0 && inputs % dtype.blockSize == 0
+    }
+
     /// Bytes of the int8 form of one activation row of `inputs` values, as the quantized
     /// kernels read it (exposed for sizing and benchmarks).
     public static func quantizedRowBytes(inputs: Int) -> Int {
