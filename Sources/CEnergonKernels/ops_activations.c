@@ -80,7 +80,11 @@
         else NAME##_portable ARGS;                                                                   \
     } while (0)
 #else
-#define ENERGON_DISPATCH(NAME, ARGS) NAME##_portable ARGS
+#define ENERGON_DISPATCH(NAME, ARGS) \
+    do {                               \
+        (void)isa;                     \
+        NAME##_portable ARGS;          \
+    } while (0)
 #endif
 
 ENERGON_DEFINE_UNARY(exp_map, energon_exp512, energon_exp256, energon_exp_scalar)

@@ -1,64 +1,126 @@
 // The attention kernel body, included once per ISA level by ops_attention.c with
 // ENERGON_ATTENTION_TARGET (the target attribute) and ENERGON_ATTENTION_NAME(name) (the level
-// suffix) defined, and the level's helpers (dot, axpy, scale, row max, exp-and-sum, softcap)
-// available under those suffixed names.
+// suffix) defined, and the level's helpers available under those suffixed names:
+//   scores(q, key_rows, count, dimension, scale, out)        out[j] = scale * q . key_rows[j]
+//   accumulate(out, weights, value_rows, count, dimension)   out += sum_j weights[j] * value_rows[j]
+//   scores_pair / accumulate_pair, scores_triple / accumulate_triple: the same for 2 or 3 rows
+//   scale(y, a, count), row_max(x, count), exp_sum(x, count, shift), softcap(x, count, cap)
 //
 // Flash-attention style online softmax: keys are visited in chunks of ENERGON_ATTENTION_CHUNK.
-// For each query head we keep the running maximum m and the running denominator l; a chunk with
+// For each query row we keep the running maximum m and the running denominator l; a chunk with
 // a larger maximum rescales the accumulated output and l by exp(m_old - m_new) before adding its
-// own terms, so every exp argument is <= 0 (no overflow) and one pass over K/V suffices.
-// All query heads of a KV group are processed together so each key and value row is read from
-// memory once per group rather than once per query head.
+// own terms, so every exp argument is <= 0 (no overflow) and one pass over K/V suffices. The
+// state does not depend on the order keys arrive in, which lets a call cover its rows' shared
+// key range with multi-row kernels and each row's own extra keys separately.
+//
+// A call takes any rows that read the same KV head: the query heads of a KV group, and for a
+// prefill several consecutive tokens (their causal ranges differ by a few keys at the end, and
+// with a sliding window at the start). Rows are processed three or two at a time, so each key
+// and value vector loaded feeds several FMAs; the kernel is load-bound with one row.
 
-ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_NAME(attention)(
-    const float *q, const float *const *key_blocks, const float *const *value_blocks, int64_t first_position,
-    int64_t end_position, const energon_attention_shape *shape, float *output, float *scratch) {
+/// Online-softmax update of `count` rows (indices `list`) over keys lo ..< hi.
+ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_NAME(attention_range)(
+    int64_t lo, int64_t hi, const int64_t *list, int64_t count, const float *const *queries, float *const *outputs,
+    const float *const *key_blocks, const float *const *value_blocks, const energon_attention_shape *shape,
+    float *scores, float *maxima, float *sums) {
     const int64_t dimension = shape->head_dimension;
-    const int64_t heads = shape->group_heads;
     const int64_t block_size = shape->block_size;
-    float *scores = scratch;                                   // [heads, CHUNK]
-    float *maxima = scratch + heads * ENERGON_ATTENTION_CHUNK;  // [heads]
-    float *sums = maxima + heads;                              // [heads]
-    for (int64_t h = 0; h < heads; h++) {
-        maxima[h] = -INFINITY;
-        sums[h] = 0.0f;
-        for (int64_t d = 0; d < dimension; d++) output[h * dimension + d] = 0.0f;
-    }
-    for (int64_t chunk_start = first_position; chunk_start < end_position; chunk_start += ENERGON_ATTENTION_CHUNK) {
-        int64_t chunk = end_position - chunk_start;
+    const float *key_rows[ENERGON_ATTENTION_CHUNK];
+    const float *value_rows[ENERGON_ATTENTION_CHUNK];
+    int64_t block = lo / block_size, row = lo % block_size;
+    for (int64_t chunk_start = lo; chunk_start < hi; chunk_start += ENERGON_ATTENTION_CHUNK) {
+        int64_t chunk = hi - chunk_start;
         if (chunk > ENERGON_ATTENTION_CHUNK) chunk = ENERGON_ATTENTION_CHUNK;
-        // Scores: scale * q_h . k_j for every head of the group.
+        // Row addresses of the chunk, walking the block table (no division per key).
         for (int64_t j = 0; j < chunk; j++) {
-            int64_t position = chunk_start + j;
-            const float *key = key_blocks[position / block_size] + (position % block_size) * shape->row_stride +
-                               shape->head_offset;
-            for (int64_t h = 0; h < heads; h++)
-                scores[h * ENERGON_ATTENTION_CHUNK + j] =
-                    ENERGON_ATTENTION_NAME(dot)(q + h * dimension, key, dimension) * shape->scale;
+            int64_t offset = row * shape->row_stride + shape->head_offset;
+            key_rows[j] = key_blocks[block] + offset;
+            value_rows[j] = value_blocks[block] + offset;
+            if (++row == block_size) {
+                row = 0;
+                block++;
+            }
         }
-        for (int64_t h = 0; h < heads; h++) {
-            float *row = scores + h * ENERGON_ATTENTION_CHUNK;
-            if (shape->softcap > 0.0f) ENERGON_ATTENTION_NAME(softcap)(row, chunk, shape->softcap);
-            float chunk_max = ENERGON_ATTENTION_NAME(row_max)(row, chunk);
-            float new_max = chunk_max > maxima[h] ? chunk_max : maxima[h];
-            // exp(-inf) is 0 on the first chunk, which also clears the (zero) accumulator.
-            float correction = energon_exp_scalar(maxima[h] - new_max);
-            float chunk_sum = ENERGON_ATTENTION_NAME(exp_sum)(row, chunk, new_max);
-            sums[h] = sums[h] * correction + chunk_sum;
-            if (correction != 1.0f) ENERGON_ATTENTION_NAME(scale)(output + h * dimension, correction, dimension);
-            maxima[h] = new_max;
-        }
-        // Weighted values: out_h += p_hj * v_j, each value row loaded once for the whole group.
-        for (int64_t j = 0; j < chunk; j++) {
-            int64_t position = chunk_start + j;
-            const float *value = value_blocks[position / block_size] +
-                                 (position % block_size) * shape->row_stride + shape->head_offset;
-            for (int64_t h = 0; h < heads; h++)
-                ENERGON_ATTENTION_NAME(axpy)(output + h * dimension, scores[h * ENERGON_ATTENTION_CHUNK + j], value,
-                                             dimension);
+        // Groups of 3 take one triple, larger counts pairs, with a triple for an odd remainder.
+        for (int64_t i = 0; i < count;) {
+            const int64_t remaining = count - i;
+            const int64_t batch = remaining == 3 ? 3 : (remaining >= 2 ? 2 : 1);
+            const int64_t r0 = list[i], r1 = list[i + (batch > 1)], r2 = list[i + (batch > 2 ? 2 : 0)];
+            float *weights0 = scores, *weights1 = scores + ENERGON_ATTENTION_CHUNK;
+            float *weights2 = scores + 2 * ENERGON_ATTENTION_CHUNK;
+            if (batch == 3)
+                ENERGON_ATTENTION_NAME(scores_triple)(queries[r0], queries[r1], queries[r2], key_rows, chunk, dimension,
+                                                      shape->scale, weights0, weights1, weights2);
+            else if (batch == 2)
+                ENERGON_ATTENTION_NAME(scores_pair)(queries[r0], queries[r1], key_rows, chunk, dimension, shape->scale,
+                                                    weights0, weights1);
+            else
+                ENERGON_ATTENTION_NAME(scores)(queries[r0], key_rows, chunk, dimension, shape->scale, weights0);
+            for (int64_t slot = 0; slot < batch; slot++) {
+                const int64_t r = list[i + slot];
+                float *row_weights = scores + slot * ENERGON_ATTENTION_CHUNK;
+                if (shape->softcap > 0.0f) ENERGON_ATTENTION_NAME(softcap)(row_weights, chunk, shape->softcap);
+                float chunk_max = ENERGON_ATTENTION_NAME(row_max)(row_weights, chunk);
+                float new_max = chunk_max > maxima[r] ? chunk_max : maxima[r];
+                // exp(-inf) is 0 on the first chunk, which also clears the (zero) accumulator.
+                float correction = energon_exp_scalar(maxima[r] - new_max);
+                float chunk_sum = ENERGON_ATTENTION_NAME(exp_sum)(row_weights, chunk, new_max);
+                sums[r] = sums[r] * correction + chunk_sum;
+                if (correction != 1.0f) ENERGON_ATTENTION_NAME(scale)(outputs[r], correction, dimension);
+                maxima[r] = new_max;
+            }
+            if (batch == 3)
+                ENERGON_ATTENTION_NAME(accumulate_triple)(outputs[r0], outputs[r1], outputs[r2], weights0, weights1,
+                                                          weights2, value_rows, chunk, dimension);
+            else if (batch == 2)
+                ENERGON_ATTENTION_NAME(accumulate_pair)(outputs[r0], outputs[r1], weights0, weights1, value_rows, chunk,
+                                                        dimension);
+            else
+                ENERGON_ATTENTION_NAME(accumulate)(outputs[r0], weights0, value_rows, chunk, dimension);
+            i += batch;
         }
     }
-    for (int64_t h = 0; h < heads; h++) {
-        if (sums[h] > 0.0f) ENERGON_ATTENTION_NAME(scale)(output + h * dimension, 1.0f / sums[h], dimension);
+}
+
+/// Attention of `rows` query rows sharing one KV head; row r sees keys firsts[r] ..< ends[r].
+/// Scratch: [3 * CHUNK scores][rows maxima][rows sums]. With normalize == 0 the outputs stay
+/// unnormalised and maxima/sums hold each row's softmax state (split-K).
+ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_NAME(attention_rows)(
+    int64_t rows, const float *const *queries, float *const *outputs, const int64_t *firsts, const int64_t *ends,
+    const float *const *key_blocks, const float *const *value_blocks, const energon_attention_shape *shape,
+    float *scratch, int normalize) {
+    const int64_t dimension = shape->head_dimension;
+    float *scores = scratch;
+    float *maxima = scratch + 3 * ENERGON_ATTENTION_CHUNK;
+    float *sums = maxima + rows;
+    int64_t all[ENERGON_ATTENTION_MAX_ROWS];
+    int64_t common_first = 0, common_end = INT64_MAX;
+    for (int64_t r = 0; r < rows; r++) {
+        maxima[r] = -INFINITY;
+        sums[r] = 0.0f;
+        for (int64_t d = 0; d < dimension; d++) outputs[r][d] = 0.0f;
+        all[r] = r;
+        common_first = firsts[r] > common_first ? firsts[r] : common_first;
+        common_end = ends[r] < common_end ? ends[r] : common_end;
+    }
+    if (common_first < common_end) {
+        ENERGON_ATTENTION_NAME(attention_range)(common_first, common_end, all, rows, queries, outputs, key_blocks,
+                                                value_blocks, shape, scores, maxima, sums);
+    } else {
+        common_first = common_end = INT64_MAX;  // nothing shared: each row takes its whole range below
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t before_end = ends[r] < common_first ? ends[r] : common_first;
+        if (firsts[r] < before_end)
+            ENERGON_ATTENTION_NAME(attention_range)(firsts[r], before_end, all + r, 1, queries, outputs, key_blocks,
+                                                    value_blocks, shape, scores, maxima, sums);
+        int64_t after_first = firsts[r] > common_end ? firsts[r] : common_end;
+        if (common_end != INT64_MAX && after_first < ends[r])
+            ENERGON_ATTENTION_NAME(attention_range)(after_first, ends[r], all + r, 1, queries, outputs, key_blocks,
+                                                    value_blocks, shape, scores, maxima, sums);
+    }
+    if (!normalize) return;
+    for (int64_t r = 0; r < rows; r++) {
+        if (sums[r] > 0.0f) ENERGON_ATTENTION_NAME(scale)(outputs[r], 1.0f / sums[r], dimension);
     }
 }

@@ -60,6 +60,9 @@ public final class GGUFFile: @unchecked Sendable {
     public static let maximumDimensions = 4
     /// Nesting limit for metadata arrays (real files use one level; the limit bounds recursion).
     static let maximumNesting = 8
+    /// The most entries reserved before parsing them (a 262k-token vocabulary fits; a hostile
+    /// count cannot make the reader allocate gigabytes before the file runs out).
+    static let reservationLimit = 1 << 20
 
     /// Maps and validates the GGUF file at `path`.
     /// - Throws: `CheckpointError` naming the file and the first problem found.
@@ -99,8 +102,10 @@ public final class GGUFFile: @unchecked Sendable {
 
         var metadata: [String: GGUFValue] = [:]
         var order: [String] = []
-        metadata.reserveCapacity(Int(metadataCount))
-        order.reserveCapacity(Int(metadataCount))
+        // Counts are bounded by the file size, but a multi-GB file could still claim hundreds of
+        // millions of entries: reserve at most `reservationLimit` up front and grow past it as entries parse.
+        metadata.reserveCapacity(min(Int(metadataCount), GGUFFile.reservationLimit))
+        order.reserveCapacity(min(Int(metadataCount), GGUFFile.reservationLimit))
         for _ in 0..<Int(metadataCount) {
             let key = try GGUFFile.readString(&cursor, "metadata key")
             let type = try cursor.read(UInt32.self, "type of `\(key)`")
@@ -124,9 +129,9 @@ public final class GGUFFile: @unchecked Sendable {
         self.alignment = alignment
 
         var infos: [(name: String, dtype: DType, shape: [Int], relative: Int, bytes: Int)] = []
-        infos.reserveCapacity(Int(tensorCount))
+        infos.reserveCapacity(min(Int(tensorCount), GGUFFile.reservationLimit))
         var index: [String: Int] = [:]
-        index.reserveCapacity(Int(tensorCount))
+        index.reserveCapacity(min(Int(tensorCount), GGUFFile.reservationLimit))
         for position in 0..<Int(tensorCount) {
             let name = try GGUFFile.readString(&cursor, "tensor name")
             let dimensionCount = try cursor.read(UInt32.self, "dimension count of `\(name)`")
@@ -290,7 +295,7 @@ public final class GGUFFile: @unchecked Sendable {
         try checkCount(count64, minimumBytes: minimum, cursor: cursor, what: "elements of array `\(key)`")
         let count = Int(count64)
         var elements: [GGUFValue] = []
-        elements.reserveCapacity(count)
+        elements.reserveCapacity(min(count, reservationLimit))
         // Fast paths for the big arrays real files carry (vocabularies, scores, token types):
         // one bounds check for the whole run of fixed-size elements.
         switch elementType {

@@ -4,18 +4,31 @@
 /// nest. The typed accessors convert between compatible representations so model code can ask
 /// for "an integer" without caring whether the converter wrote `uint32` or `int64`.
 public enum GGUFValue: Sendable, Equatable {
+    /// GGUF type 0, `u8`.
     case uint8(UInt8)
+    /// GGUF type 1, `i8`.
     case int8(Int8)
+    /// GGUF type 2, `u16`.
     case uint16(UInt16)
+    /// GGUF type 3, `i16`.
     case int16(Int16)
+    /// GGUF type 4, `u32`.
     case uint32(UInt32)
+    /// GGUF type 5, `i32`.
     case int32(Int32)
+    /// GGUF type 6, `f32`.
     case float32(Float)
+    /// GGUF type 7, one byte holding 0 or 1.
     case bool(Bool)
+    /// GGUF type 8, length-prefixed UTF-8.
     case string(String)
+    /// GGUF type 9, elements of one type (arrays may nest).
     case array([GGUFValue])
+    /// GGUF type 10, `u64`.
     case uint64(UInt64)
+    /// GGUF type 11, `i64`.
     case int64(Int64)
+    /// GGUF type 12, `f64`.
     case float64(Double)
 
     /// The GGUF type id of this value (`GGUF_TYPE_*`).

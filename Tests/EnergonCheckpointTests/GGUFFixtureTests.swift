@@ -93,6 +93,7 @@ import Testing
         let original = TestFiles.read(path)
         #expect(try writer.bytes() == original)
         let directory = TestFiles.temporaryDirectory()
+        defer { TestFiles.remove(directory) }
         try writer.write(to: "\(directory)/copy.gguf")
         #expect(TestFiles.read("\(directory)/copy.gguf") == original)
     }

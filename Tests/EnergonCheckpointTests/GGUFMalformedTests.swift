@@ -192,6 +192,7 @@ import Testing
         #expect({ if case .io? = checkpointError({ _ = try GGUFFile(path: "/nonexistent/x.gguf") }) { true } else { false } }())
         #expect({ if case .io? = checkpointError({ _ = try GGUFFile(path: "/tmp") }) { true } else { false } }())
         let directory = TestFiles.temporaryDirectory()
+        defer { TestFiles.remove(directory) }
         TestFiles.write([UInt8](), to: "\(directory)/empty.gguf")
         #expect({ if case .truncated? = checkpointError({ _ = try GGUFFile(path: "\(directory)/empty.gguf") }) { true } else { false } }())
     }

@@ -36,6 +36,7 @@ import Testing
         try writer.addTensor(name: "owned", tensor: owned)
 
         let directory = TestFiles.temporaryDirectory()
+        defer { TestFiles.remove(directory) }
         try writer.write(to: "\(directory)/out.gguf")
         let file = try GGUFFile(path: "\(directory)/out.gguf")
         #expect(TestFiles.read("\(directory)/out.gguf") == (try writer.bytes()))

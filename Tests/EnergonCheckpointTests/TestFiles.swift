@@ -22,6 +22,15 @@ enum TestFiles {
         return String(cString: template.map { UInt8(bitPattern: $0) } + [])
     }
 
+    /// Removes a directory made by `temporaryDirectory()` and the files in it (no subfolders).
+    static func remove(_ directory: String) {
+        precondition(directory.hasPrefix("/tmp/energon-checkpoint-"), "refusing to remove \(directory)")
+        if let names = try? FileSystem.list(directory) {
+            for name in names { unlink("\(directory)/\(name)") }
+        }
+        rmdir(directory)
+    }
+
     /// Writes `bytes` to `path`.
     static func write(_ bytes: [UInt8], to path: String) {
         let file = fopen(path, "wb")

@@ -109,7 +109,7 @@ struct AttentionTestSequence {
     }
 
     static let headShapes: [(heads: Int, kvHeads: Int, headDimension: Int)] = [
-        (8, 2, 64), (4, 1, 80), (4, 4, 33), (3, 1, 256), (9, 3, 64),
+        (8, 2, 64), (4, 1, 80), (4, 4, 33), (3, 1, 256), (9, 3, 64), (7, 1, 32), (10, 2, 48),
     ]
 
     @Test(arguments: ISA.available, headShapes)
@@ -118,8 +118,9 @@ struct AttentionTestSequence {
         let configuration = AttentionConfiguration(
             heads: shape.heads, kvHeads: shape.kvHeads, headDimension: shape.headDimension,
             scale: 1 / Float(shape.headDimension).squareRoot())
-        // A prefill from 0 (crosses several 64-key chunks), a decode step, a chunked prefill.
-        for (start, tokens) in [(0, 70), (150, 1), (30, 9)] {
+        // A prefill from 0 (crosses several 64-key chunks), decode steps (one at 4097 keys), a
+        // chunked prefill.
+        for (start, tokens) in [(0, 70), (150, 1), (30, 9), (4096, 1)] {
             let sequence = makeSequence(startPosition: start, tokens: tokens, configuration: configuration,
                                         magnitude: 2, random: &random)
             let expected = reference([sequence], configuration: configuration)
@@ -130,6 +131,19 @@ struct AttentionTestSequence {
                 #expect(error <= 1, "attention \(isa) \(shape) start \(start) tokens \(tokens) threads \(threads) \(error) seed \(random.seed)")
             }
         }
+    }
+
+    @Test(arguments: ISA.available, [1, 7, 31, 32, 33, 255, 272])
+    func everyHeadDimensionMatchesReference(isa: ISA, headDimension: Int) {
+        var random = OpsTestRandom()
+        let configuration = AttentionConfiguration(heads: 2, kvHeads: 1, headDimension: headDimension,
+                                                   scale: 1 / Float(headDimension).squareRoot())
+        let sequence = makeSequence(startPosition: 5, tokens: 20, configuration: configuration, magnitude: 1.5,
+                                    random: &random)
+        let expected = reference([sequence], configuration: configuration)
+        let output = run([sequence], configuration: configuration, blockSize: 16, threads: 1, isa: isa, random: &random)
+        let error = opsWorstError(output, expected, absolute: 2e-6, relative: 1e-5)
+        #expect(error <= 1, "attention \(isa) d=\(headDimension) \(error) seed \(random.seed)")
     }
 
     @Test(arguments: ISA.available)
@@ -155,24 +169,84 @@ struct AttentionTestSequence {
 
     @Test(arguments: ISA.available)
     func raggedBatchPagedEqualsDenseAndReference(isa: ISA) {
+        for (window, softcap) in [(Int?.none, Float?.none), (24, 20)] {
+            raggedBatch(isa: isa, configuration: AttentionConfiguration(
+                heads: 8, kvHeads: 2, headDimension: 64, scale: 0.125, slidingWindow: window, logitSoftcap: softcap))
+        }
+    }
+
+    func raggedBatch(isa: ISA, configuration: AttentionConfiguration) {
         var random = OpsTestRandom()
-        let configuration = AttentionConfiguration(heads: 8, kvHeads: 2, headDimension: 64, scale: 0.125,
-                                                   slidingWindow: nil)
         let sequences = [(0, 21), (100, 1), (37, 5), (16, 16), (250, 1)].map { start, tokens in
             makeSequence(startPosition: start, tokens: tokens, configuration: configuration, magnitude: 2,
                          random: &random)
         }
         let expected = reference(sequences, configuration: configuration)
+        var outputs: [[Float]] = []
         for threads in [1, 3] {
             let paged = run(sequences, configuration: configuration, blockSize: 16, threads: threads, isa: isa,
                             random: &random)
             let dense = run(sequences, configuration: configuration, blockSize: nil, threads: threads, isa: isa,
                             random: &random)
-            // Chunks follow positions, not blocks, so paging changes nothing, bit for bit.
+            // Chunks follow positions, not blocks, so paging changes nothing, bit for bit, whatever
+            // the block size (1: every key in its own block; 7 and 100: blocks that straddle chunks).
             #expect(paged == dense, "paged vs dense \(isa) threads \(threads) seed \(random.seed)")
+            for blockSize in [1, 7, 100] {
+                let other = run(sequences, configuration: configuration, blockSize: blockSize, threads: threads, isa: isa,
+                                random: &random)
+                #expect(other == dense, "block size \(blockSize) vs dense \(isa) threads \(threads) seed \(random.seed)")
+            }
             let error = opsWorstError(paged, expected, absolute: 2e-6, relative: 1e-5)
             #expect(error <= 1, "ragged \(isa) threads \(threads) \(error) seed \(random.seed)")
+            outputs.append(paged)
         }
+        // Each (token, KV head) item is computed the same way whichever thread takes it.
+        #expect(outputs[0] == outputs[1])
+    }
+
+    /// A decode step with fewer (token, KV head) items than threads splits each key range over
+    /// the threads and merges the parts; it must agree with the reference and the one-thread run.
+    @Test(arguments: ISA.available)
+    func splitKeyRangesMatchSinglePass(isa: ISA) {
+        var random = OpsTestRandom()
+        for (window, softcap) in [(Int?.none, Float?.none), (1000, 30), (Int?.none, 5)] {
+            let configuration = AttentionConfiguration(heads: 4, kvHeads: 1, headDimension: 64, scale: 0.125,
+                                                       slidingWindow: window, logitSoftcap: softcap)
+            // Two decode sequences and 2 items < 5 threads: each item splits in two.
+            let sequences = [(3000, 1), (1500, 1)].map { start, tokens in
+                makeSequence(startPosition: start, tokens: tokens, configuration: configuration, magnitude: 2,
+                             random: &random)
+            }
+            let expected = reference(sequences, configuration: configuration)
+            let single = run(sequences, configuration: configuration, blockSize: 16, threads: 1, isa: isa, random: &random)
+            for threads in [2, 3, 5] {
+                let split = run(sequences, configuration: configuration, blockSize: 16, threads: threads, isa: isa,
+                                random: &random)
+                let error = opsWorstError(split, expected, absolute: 2e-6, relative: 1e-5)
+                #expect(error <= 1, "split \(isa) threads \(threads) window \(String(describing: window)) \(error) seed \(random.seed)")
+                #expect(opsWorstError(split, single, absolute: 1e-6, relative: 1e-5) <= 1)
+            }
+        }
+    }
+
+    /// Encoder (non-causal) attention: every query sees its whole sequence, including later keys.
+    @Test(arguments: ISA.available)
+    func nonCausalSeesTheWholeSequence(isa: ISA) {
+        var random = OpsTestRandom()
+        let configuration = AttentionConfiguration(heads: 6, kvHeads: 6, headDimension: 64, scale: 0.125, causal: false)
+        let sequences = [(0, 37), (0, 5), (0, 1), (0, 80)].map { start, tokens in
+            makeSequence(startPosition: start, tokens: tokens, configuration: configuration, magnitude: 2, random: &random)
+        }
+        let expected = reference(sequences, configuration: configuration)
+        for threads in [1, 3] {
+            let output = run(sequences, configuration: configuration, blockSize: 16, threads: threads, isa: isa,
+                             random: &random)
+            let error = opsWorstError(output, expected, absolute: 2e-6, relative: 1e-5)
+            #expect(error <= 1, "non-causal \(isa) threads \(threads) \(error) seed \(random.seed)")
+        }
+        var causal = configuration
+        causal.causal = true
+        #expect(opsWorstError(reference(sequences, configuration: causal), expected, absolute: 1e-3, relative: 0) > 1)
     }
 
     @Test func levelsAgreeClosely() {

@@ -113,7 +113,7 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
         #expect(withDefault == withContext)
     }
 
-    @Test(arguments: levels, [(1, 1), (3, 7), (2, 33), (5, 255), (4, 4097), (2, 70_001)])
+    @Test(arguments: levels, [(1, 1), (3, 7), (4, 31), (2, 32), (2, 33), (5, 255), (4, 4097), (2, 70_001)])
     func softmaxMatchesReference(isa: ISA, shape: (rows: Int, columns: Int)) {
         var random = OpsTestRandom()
         let x = random.floats(shape.rows * shape.columns, in: -30...30)
@@ -126,6 +126,18 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
             let sum = output[(row * shape.columns)..<((row + 1) * shape.columns)].reduce(0.0) { $0 + Double($1) }
             #expect(abs(sum - 1) < 1e-5)
         }
+    }
+
+    @Test(arguments: levels)
+    func softmaxGivesMaskedEntriesZero(isa: ISA) {
+        var random = OpsTestRandom()
+        var x = random.floats(100, in: -50...50)
+        for index in stride(from: 0, to: 100, by: 3) { x[index] = -.infinity }
+        var output = x
+        Ops.softmax(&output, rows: 1, columns: 100, context: ComputeContext(threads: 1, isa: isa))
+        let expected = ReferenceOps.softmax(x, rows: 1, columns: 100)
+        #expect(opsWorstError(output, expected, absolute: 1e-9, relative: 2e-6) <= 1, "seed \(random.seed)")
+        #expect(stride(from: 0, to: 100, by: 3).allSatisfy { output[$0] == 0 })
     }
 
     @Test(arguments: levels, sizes)
@@ -178,6 +190,40 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
             let error = opsWorstError(output, expected, absolute: 2e-4, relative: 2e-4)
             #expect(error <= 1, "layerNorm \(isa) d=\(dimension) bias \(useBias) \(error) seed \(random.seed)")
         }
+    }
+
+    @Test func emptyInputsWriteNothing() throws {
+        var sentinel: [Float] = [42]
+        let context = ComputeContext(threads: 3)
+        Ops.silu(&sentinel, count: 0, context: context)
+        Ops.gelu(&sentinel, count: 0, approximation: .erf, context: context)
+        Ops.swiglu(gate: [1], up: [1], output: &sentinel, count: 0, context: context)
+        Ops.softmax(&sentinel, rows: 0, columns: 5, context: context)
+        Ops.softmax(&sentinel, rows: 1, columns: 0, context: context)
+        Ops.rmsNorm(input: [1], weight: [1], output: &sentinel, tokens: 0, dimension: 1, epsilon: 1e-6, context: context)
+        Ops.rmsNorm(input: [1], weight: [1], output: &sentinel, tokens: 1, dimension: 0, epsilon: 1e-6, context: context)
+        Ops.layerNorm(input: [1], weight: [1], bias: nil, output: &sentinel, tokens: 0, dimension: 1, epsilon: 1e-6,
+                      context: context)
+        RoPE(headDimension: 4, rotaryDimensions: 4, base: 1e4, style: .neox)
+            .apply(&sentinel, tokens: 0, heads: 1, positions: [Int32(3)], context: context)
+        RoPE(headDimension: 1, rotaryDimensions: 0, base: 1e4, style: .normal)
+            .apply(&sentinel, tokens: 1, heads: 1, positions: [Int32(3)], context: context)
+        try Embedding.lookup(table: Tensor(shape: [2, 1], floats: [5, 6]), ids: [Int32(0)], count: 0, output: &sentinel)
+        var keyBlock: [Float] = [1, 2]
+        keyBlock.withUnsafeMutableBufferPointer { block in
+            let blocks = [block.baseAddress!]
+            blocks.withUnsafeBufferPointer { table in
+                let empty = AttentionSequence(queryOffset: 0, tokens: 0, startPosition: 0, keyBlocks: table.baseAddress!,
+                                              valueBlocks: table.baseAddress!)
+                Attention.compute(queries: [1], sequences: [empty], blockSize: 2, output: &sentinel,
+                                  configuration: AttentionConfiguration(heads: 1, kvHeads: 1, headDimension: 1, scale: 1),
+                                  context: context)
+                Attention.compute(queries: [1], sequences: [], blockSize: 2, output: &sentinel,
+                                  configuration: AttentionConfiguration(heads: 1, kvHeads: 1, headDimension: 1, scale: 1),
+                                  context: context)
+            }
+        }
+        #expect(sentinel == [42])
     }
 
     @Test(arguments: sizes)
@@ -242,6 +288,39 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
         }
     }
 
+    @Test(arguments: [RoPE.Style.normal, .neox])
+    func cachedAndComputedAnglesAgreeExactly(style: RoPE.Style) {
+        var random = OpsTestRandom()
+        let tokens = 64, heads = 3
+        let x = random.floats(tokens * heads * 128)
+        // Positions on both sides of the cache boundary, and far beyond it.
+        let positions = (0..<tokens).map { Int32([0, 1, 4094, 4095, 4096, 4097, 70_000][$0 % 7] + $0 / 7) }
+        var cached = x, computed = x
+        RoPE(headDimension: 128, rotaryDimensions: 96, base: 1e6, style: style)
+            .apply(&cached, tokens: tokens, heads: heads, positions: positions, context: ComputeContext(threads: 3))
+        RoPE(headDimension: 128, rotaryDimensions: 96, base: 1e6, style: style, cachedPositions: 0)
+            .apply(&computed, tokens: tokens, heads: heads, positions: positions, context: ComputeContext(threads: 1))
+        #expect(cached == computed)
+    }
+
+    @Test(arguments: [RoPE.Style.normal, .neox])
+    func frequencyFactorsMatchReference(style: RoPE.Style) {
+        var random = OpsTestRandom()
+        // Llama 3.1-style factors: 1 for high frequencies, up to 8 for low ones.
+        let factors = (0..<32).map { index in Float(1 + 7 * Double(index) / 31) }
+        let x = random.floats(9 * 3 * 64, in: -2...2)
+        let positions = (0..<9).map { _ in Int32.random(in: 0...9000, using: &random) }
+        var output = x
+        RoPE(headDimension: 64, rotaryDimensions: 64, base: 5e5, style: style, frequencyFactors: factors)
+            .apply(&output, tokens: 9, heads: 3, positions: positions, context: ComputeContext(threads: 1))
+        let expected = ReferenceOps.rope(x, tokens: 9, heads: 3, headDimension: 64, rotaryDimensions: 64, base: 5e5,
+                                         style: style, frequencyFactors: factors, positions: positions)
+        #expect(opsWorstError(output, expected, absolute: 1e-6, relative: 1e-6) <= 1, "seed \(random.seed)")
+        let plain = ReferenceOps.rope(x, tokens: 9, heads: 3, headDimension: 64, rotaryDimensions: 64, base: 5e5,
+                                      style: style, positions: positions)
+        #expect(opsWorstError(output, plain, absolute: 1e-3, relative: 0) > 1)
+    }
+
     @Test func positionZeroIsIdentityAndStylesDiffer() {
         var random = OpsTestRandom()
         let x = random.floats(64, in: -1...1)
@@ -263,5 +342,119 @@ func opsWorstError(_ got: [Float], _ expected: [Float], absolute: Float, relativ
             let after = normal[2 * index] * normal[2 * index] + normal[2 * index + 1] * normal[2 * index + 1]
             #expect(abs(before - after) < 1e-5)
         }
+    }
+}
+
+@Suite struct EmbeddingTests {
+    static let vocabulary = 37, hidden = 512
+
+    /// A table of `dtype` plus, per row, the floats each row must decode to, computed without
+    /// `Embedding` (and for F32/F16/BF16 without the quantization code at all).
+    func makeTable(_ dtype: DType, random: inout OpsTestRandom) throws -> (Tensor, [[Float]]) {
+        let values = random.floats(Self.vocabulary * Self.hidden, in: -2...2)
+        let rows = (0..<Self.vocabulary).map { Array(values[($0 * Self.hidden)..<(($0 + 1) * Self.hidden)]) }
+        switch dtype {
+        case .f32:
+            return (Tensor(shape: [Self.vocabulary, Self.hidden], floats: values), rows)
+        case .f16:
+            let table = try Tensor(quantizing: values, shape: [Self.vocabulary, Self.hidden], dtype: .f16)
+            return (table, rows.map { $0.map { Float(Float16($0)) } })
+        case .bf16:
+            let table = try Tensor(quantizing: values, shape: [Self.vocabulary, Self.hidden], dtype: .bf16)
+            // Round to nearest even on the upper 16 bits.
+            let rounded = rows.map { row in
+                row.map { value -> Float in
+                    let bits = value.bitPattern
+                    return Float(bitPattern: ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16)
+                }
+            }
+            return (table, rounded)
+        default:
+            let rowBytes = dtype.rowBytes(Self.hidden)!
+            let table: Tensor
+            if Quantization.canQuantize(dtype) {
+                table = try Tensor(quantizing: values, shape: [Self.vocabulary, Self.hidden], dtype: dtype)
+            } else {
+                // No encoder (most K-quants): random blocks with finite, small f16 scales.
+                table = Tensor(dtype: dtype, shape: [Self.vocabulary, Self.hidden]) { raw, bytes in
+                    for index in 0..<bytes { raw.storeBytes(of: UInt8.random(in: 0...255, using: &random), toByteOffset: index, as: UInt8.self) }
+                    let scale = Float16(0.01).bitPattern
+                    for block in 0..<(bytes / dtype.blockBytes) {
+                        let base = block * dtype.blockBytes
+                        for offset in Self.scaleOffsets(dtype) {
+                            raw.storeBytes(of: scale, toByteOffset: base + offset, as: UInt16.self)
+                        }
+                    }
+                }
+            }
+            let decoded = (0..<Self.vocabulary).map { row in
+                let bytes = [UInt8](UnsafeRawBufferPointer(start: table.row(row), count: rowBytes))
+                return Quantization.dequantize(bytes, as: dtype, count: Self.hidden, isa: .portable)
+            }
+            return (table, decoded)
+        }
+    }
+
+    /// Byte offsets of the f16 scale fields inside one block (ggml layouts).
+    static func scaleOffsets(_ dtype: DType) -> [Int] {
+        switch dtype {
+        case .q2_K: [80, 82]
+        case .q3_K: [108]
+        case .q4_K, .q5_K: [0, 2]
+        case .q6_K: [208]
+        case .q8_1: [0, 2]
+        default: [0]
+        }
+    }
+
+    static let dtypes: [DType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+
+    @Test(arguments: dtypes, [1, 3])
+    func lookupDecodesTheSelectedRows(dtype: DType, threads: Int) throws {
+        var random = OpsTestRandom()
+        let (table, expectedRows) = try makeTable(dtype, random: &random)
+        let ids = (0..<50).map { _ in Int32.random(in: 0..<Int32(Self.vocabulary), using: &random) } + [0, Int32(Self.vocabulary - 1)]
+        for isa in ISA.available {
+            var output = [Float](repeating: .nan, count: ids.count * Self.hidden)
+            try Embedding.lookup(table: table, ids: ids, count: ids.count, output: &output,
+                                 context: ComputeContext(threads: threads, isa: isa))
+            for (token, id) in ids.enumerated() {
+                let row = Array(output[(token * Self.hidden)..<((token + 1) * Self.hidden)])
+                #expect(row == expectedRows[Int(id)], "\(dtype) \(isa) token \(token) id \(id) seed \(random.seed)")
+            }
+        }
+    }
+
+    @Test func quantizedRowsStayCloseToTheirSource() throws {
+        var random = OpsTestRandom()
+        let values = random.floats(Self.vocabulary * Self.hidden, in: -2...2)
+        // Worst-case step of each format for values in [-2, 2]: half a quantization step of the
+        // block's range, plus the f16 rounding of its scale.
+        for (dtype, bound) in [(DType.q8_0, Float(2.0 / 127)), (.q5_0, 2.0 / 15), (.q5_1, 4.0 / 31), (.q4_0, 2.0 / 7), (.q4_1, 4.0 / 15)] {
+            let table = try Tensor(quantizing: values, shape: [Self.vocabulary, Self.hidden], dtype: dtype)
+            let ids = (0..<Int32(Self.vocabulary)).map { $0 }
+            var output = [Float](repeating: .nan, count: values.count)
+            try Embedding.lookup(table: table, ids: ids, count: ids.count, output: &output)
+            let worst = zip(output, values).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(worst <= bound, "\(dtype) worst \(worst) seed \(random.seed)")
+        }
+    }
+
+    @Test func badIdsThrowBeforeWriting() throws {
+        let table = Tensor(shape: [4, 8], floats: (0..<32).map(Float.init))
+        for bad: Int32 in [4, -1, 1000] {
+            var output = [Float](repeating: 7, count: 3 * 8)
+            let ids: [Int32] = [1, bad, 2]
+            #expect(throws: EmbeddingError.tokenOutOfRange(Int(bad), 4)) {
+                try Embedding.lookup(table: table, ids: ids, count: 3, output: &output)
+            }
+            #expect(output.allSatisfy { $0 == 7 })
+        }
+        let flat = Tensor(shape: [32], floats: (0..<32).map(Float.init))
+        var output = [Float](repeating: 0, count: 8)
+        #expect(throws: EmbeddingError.tableNotAMatrix(shape: [32])) {
+            try Embedding.lookup(table: flat, ids: [Int32(0)], count: 1, output: &output)
+        }
+        #expect(EmbeddingError.tokenOutOfRange(9, 4).description.contains("9"))
     }
 }

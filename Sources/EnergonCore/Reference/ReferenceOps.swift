@@ -76,7 +76,8 @@ public enum ReferenceOps {
 
     /// Rotary embedding of `[tokens, heads * headDimension]`, angles in Float64.
     public static func rope(_ x: [Float], tokens: Int, heads: Int, headDimension: Int, rotaryDimensions: Int,
-                            base: Float, style: RoPE.Style, frequencyScale: Float = 1, positions: [Int32]) -> [Float] {
+                            base: Float, style: RoPE.Style, frequencyScale: Float = 1, frequencyFactors: [Float]? = nil,
+                            positions: [Int32]) -> [Float] {
         var output = x
         let half = rotaryDimensions / 2
         for token in 0..<tokens {
@@ -84,6 +85,7 @@ public enum ReferenceOps {
                 let start = (token * heads + head) * headDimension
                 for index in 0..<half {
                     let frequency = Double(frequencyScale) / pow(Double(base), Double(2 * index) / Double(rotaryDimensions))
+                        / Double(frequencyFactors?[index] ?? 1)
                     let angle = Double(positions[token]) * frequency
                     let (a, b) = style == .normal ? (start + 2 * index, start + 2 * index + 1)
                                                   : (start + index, start + index + half)
@@ -96,7 +98,7 @@ public enum ReferenceOps {
         return output
     }
 
-    /// Plain causal attention of one sequence over a dense cache.
+    /// Plain attention of one sequence over a dense cache (causal unless the configuration says not).
     /// - Parameters:
     ///   - queries: `[tokens, heads * headDimension]` at positions `startPosition ..< startPosition + tokens`.
     ///   - keys: `[positions, kvHeads * headDimension]`, at least `startPosition + tokens` rows.
@@ -109,12 +111,14 @@ public enum ReferenceOps {
         var output = [Float](repeating: 0, count: tokens * heads * dimension)
         for token in 0..<tokens {
             let position = startPosition + token
-            let first = configuration.slidingWindow.map { max(0, position - $0 + 1) } ?? 0
+            // Causal: keys first...position; otherwise every key of the sequence.
+            let first = configuration.causal ? (configuration.slidingWindow.map { max(0, position - $0 + 1) } ?? 0) : 0
+            let last = configuration.causal ? position : startPosition + tokens - 1
             for head in 0..<heads {
                 let kvHead = head / groupSize
                 let query = (token * heads + head) * dimension
                 var scores = [Double]()
-                for key in first...position {
+                for key in first...last {
                     var dot = 0.0
                     for index in 0..<dimension {
                         dot += Double(queries[query + index]) * Double(keys[(key * kvHeads + kvHead) * dimension + index])

@@ -1,0 +1,293 @@
+// AVX-512 GEMM for many tokens (prefill): each weight tile is loaded once per group of 8
+// tokens and used for all of them, so the work is compute-bound, not bandwidth-bound.
+//
+// Quantized weights: 16 output rows are expanded into a packed panel where, for every
+// 32-input block, zmm j holds bytes 4j..4j+3 of the 16 rows (one row per int32 lane). Then
+// `vpdpbusd(acc, panel_j, broadcast(x[t][4j..4j+3]))` adds 4 products to each row's lane, so a
+// block costs 8 instructions per token for 16 rows x 32 inputs, and the per-row scales are a
+// plain vector multiply. Float weights: 32 rows x 512 inputs are converted to f32 in [k][row]
+// order and an 8-token x 32-row register tile of FMAs runs over them.
+#include "matmul_avx512_expand.h"
+
+#if defined(__x86_64__)
+
+// Words (4 bytes) of one packed 32-input block of a 16-row panel: 8 x 16 words of unsigned
+// bytes, then scale[2][16] and offset[2][16] floats (one per 16 inputs and row).
+#define MM_PANEL_BLOCK_WORDS (128 + 64)
+
+// Rows packed together (quantized: 4 panels of 16; float: 4 panels of 32) and inputs per packed
+// chunk: the packed chunk stays in L2 while every token streams past it, and a group of 8
+// tokens' activations stays in L1 while it meets every panel of the chunk.
+#define MM_QUANT_ROW_BLOCK 64
+#define MM_QUANT_K_BLOCK 512
+#define MM_FLOAT_ROW_BLOCK 128
+#define MM_FLOAT_K_BLOCK 256
+
+size_t mm_gemm_scratch_bytes_avx512(const energon_matmul_job *job) {
+    if (energon_matmul_needs_quantized_input(job->dtype)) {
+        return (MM_QUANT_ROW_BLOCK / MM_PANEL_ROWS) * (MM_QUANT_K_BLOCK / 32) * MM_PANEL_BLOCK_WORDS * 4 + 128;
+    }
+    return (size_t)MM_FLOAT_ROW_BLOCK * MM_FLOAT_K_BLOCK * 4 + 128;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quantized GEMM
+
+/// Expands blocks [first, first + count) of one weight row into natural-order bytes and per-16
+/// scales and offsets (count <= MM_QUANT_K_BLOCK / 32; K-quant chunks start on super-blocks).
+MM_AVX512 static void mm_expand_row_chunk(uint32_t dtype, const uint8_t *row, size_t first, size_t count,
+                                          uint8_t *u, float *scale, float *offset) {
+    if (mm_group_size(dtype) == 256) {
+        for (size_t g = first / 8; g < (first + count) / 8; g++) {
+            mm512_super super = mm512_expand_k(dtype, row, g);
+            size_t at = g * 8 - first;
+            for (int c = 0; c < 4; c++) _mm512_storeu_si512((void *)(u + 32 * at + 64 * c), super.u[c]);
+            _mm512_storeu_ps(scale + 2 * at, super.scale);
+            _mm512_storeu_ps(offset + 2 * at, super.offset);
+        }
+        return;
+    }
+    size_t b = 0;
+    for (; b + 2 <= count; b += 2) {
+        __m128 sc, of;
+        __m512i values = mm512_expand_pair32(dtype, row, first + b, &sc, &of);
+        _mm512_storeu_si512((void *)(u + 32 * b), values);
+        _mm_storeu_ps(scale + 2 * b, sc);
+        _mm_storeu_ps(offset + 2 * b, of);
+    }
+    if (b < count) mm_expand_group(dtype, row, first + b, u + 32 * b, scale + 2 * b, offset + 2 * b);
+}
+
+/// Packs blocks [first, first + count) of rows [row, row + rows) (rows <= 16; missing rows are
+/// zero) into a panel: per block, word j of row r at [16 j + r], then the per-16 scales and
+/// offsets of the 16 rows.
+MM_AVX512 static void mm_pack_panel(const energon_matmul_job *job, size_t row, size_t rows, size_t first, size_t count,
+                                    uint32_t *panel) {
+    uint8_t u[MM_QUANT_K_BLOCK] __attribute__((aligned(64)));
+    float scale[MM_QUANT_K_BLOCK / 16], offset[MM_QUANT_K_BLOCK / 16];
+    for (size_t r = 0; r < MM_PANEL_ROWS; r++) {
+        if (r < rows) {
+            mm_expand_row_chunk(job->dtype, job->weight + (row + r) * job->row_bytes, first, count, u, scale, offset);
+        } else {
+            memset(u, 0, 32 * count);
+            memset(scale, 0, sizeof(float) * 2 * count);
+            memset(offset, 0, sizeof(float) * 2 * count);
+        }
+        for (size_t b = 0; b < count; b++) {
+            uint32_t *block = panel + b * MM_PANEL_BLOCK_WORDS;
+            for (size_t j = 0; j < 8; j++) block[j * 16 + r] = mm_load_u32(u + 32 * b + 4 * j);
+            float *floats = (float *)(block + 128);
+            floats[r] = scale[2 * b];
+            floats[16 + r] = scale[2 * b + 1];
+            floats[32 + r] = offset[2 * b];
+            floats[48 + r] = offset[2 * b + 1];
+        }
+    }
+}
+
+/// output[t, row..row+16) for `T` tokens, from `blocks` packed blocks that start at input block
+/// `first`; adds to the output when `accumulate` (a later input chunk).
+MM_AVX512 static inline __attribute__((always_inline)) void
+mm_gemm_tile(const uint32_t *panel, size_t first, size_t blocks, int per16, const uint8_t *quantized, size_t stride,
+             size_t in, int T, float *output, size_t output_stride, __mmask16 rows, int accumulate) {
+    __m512 acc[8];
+    mm_a32_row x[8];
+    for (int t = 0; t < T; t++) {
+        acc[t] = accumulate ? _mm512_maskz_loadu_ps(rows, output + (size_t)t * output_stride) : _mm512_setzero_ps();
+        x[t] = mm_a32_view(quantized + (size_t)t * stride, in);
+    }
+    for (size_t k = 0; k < blocks; k++) {
+        const uint32_t *block = panel + k * MM_PANEL_BLOCK_WORDS;
+        size_t b = first + k;
+        __m512i w0 = _mm512_load_si512((const void *)(block + 0)), w1 = _mm512_load_si512((const void *)(block + 16));
+        __m512i w2 = _mm512_load_si512((const void *)(block + 32)), w3 = _mm512_load_si512((const void *)(block + 48));
+        __m512i w4 = _mm512_load_si512((const void *)(block + 64)), w5 = _mm512_load_si512((const void *)(block + 80));
+        __m512i w6 = _mm512_load_si512((const void *)(block + 96)), w7 = _mm512_load_si512((const void *)(block + 112));
+        const float *floats = (const float *)(block + 128);
+        __m512 scale0 = _mm512_load_ps(floats), offset0 = _mm512_load_ps(floats + 32);
+        if (!per16) {
+            for (int t = 0; t < T; t++) {
+                const int32_t *q = (const int32_t *)(x[t].q + 32 * b);
+                __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, _mm512_set1_epi32(q[0]));
+                __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w1, _mm512_set1_epi32(q[1]));
+                s0 = _mm512_dpbusd_epi32(s0, w2, _mm512_set1_epi32(q[2]));
+                s1 = _mm512_dpbusd_epi32(s1, w3, _mm512_set1_epi32(q[3]));
+                s0 = _mm512_dpbusd_epi32(s0, w4, _mm512_set1_epi32(q[4]));
+                s1 = _mm512_dpbusd_epi32(s1, w5, _mm512_set1_epi32(q[5]));
+                s0 = _mm512_dpbusd_epi32(s0, w6, _mm512_set1_epi32(q[6]));
+                s1 = _mm512_dpbusd_epi32(s1, w7, _mm512_set1_epi32(q[7]));
+                __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+                acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(scale0, _mm512_set1_ps(x[t].d[b])), acc[t]);
+                acc[t] = _mm512_fmadd_ps(offset0, _mm512_set1_ps(x[t].s32[b]), acc[t]);
+            }
+        } else {
+            __m512 scale1 = _mm512_load_ps(floats + 16), offset1 = _mm512_load_ps(floats + 48);
+            for (int t = 0; t < T; t++) {
+                const int32_t *q = (const int32_t *)(x[t].q + 32 * b);
+                __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, _mm512_set1_epi32(q[0]));
+                __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w4, _mm512_set1_epi32(q[4]));
+                s0 = _mm512_dpbusd_epi32(s0, w1, _mm512_set1_epi32(q[1]));
+                s1 = _mm512_dpbusd_epi32(s1, w5, _mm512_set1_epi32(q[5]));
+                s0 = _mm512_dpbusd_epi32(s0, w2, _mm512_set1_epi32(q[2]));
+                s1 = _mm512_dpbusd_epi32(s1, w6, _mm512_set1_epi32(q[6]));
+                s0 = _mm512_dpbusd_epi32(s0, w3, _mm512_set1_epi32(q[3]));
+                s1 = _mm512_dpbusd_epi32(s1, w7, _mm512_set1_epi32(q[7]));
+                __m512 d = _mm512_set1_ps(x[t].d[b]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(scale0, d), acc[t]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(scale1, d), acc[t]);
+                acc[t] = _mm512_fmadd_ps(offset0, _mm512_set1_ps(x[t].s16[2 * b]), acc[t]);
+                acc[t] = _mm512_fmadd_ps(offset1, _mm512_set1_ps(x[t].s16[2 * b + 1]), acc[t]);
+            }
+        }
+    }
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(output + (size_t)t * output_stride, rows, acc[t]);
+}
+
+
+MM_AVX512 static void mm_gemm_quantized(const energon_matmul_job *job, size_t row_begin, size_t row_end, void *scratch) {
+    uint32_t *panels = (uint32_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    size_t panel_words = (MM_QUANT_K_BLOCK / 32) * MM_PANEL_BLOCK_WORDS;
+    size_t blocks = job->in / 32, stride = energon_matmul_quantized_row_bytes(job->in);
+    int per16 = mm_has_scale_per_16(job->dtype);
+    for (size_t row0 = row_begin; row0 < row_end; row0 += MM_QUANT_ROW_BLOCK) {
+        size_t block_rows = row_end - row0 < MM_QUANT_ROW_BLOCK ? row_end - row0 : MM_QUANT_ROW_BLOCK;
+        size_t panel_count = (block_rows + MM_PANEL_ROWS - 1) / MM_PANEL_ROWS;
+        __mmask16 masks[MM_QUANT_ROW_BLOCK / MM_PANEL_ROWS];
+        for (size_t p = 0; p < panel_count; p++) {
+            size_t rows = block_rows - p * MM_PANEL_ROWS < MM_PANEL_ROWS ? block_rows - p * MM_PANEL_ROWS : MM_PANEL_ROWS;
+            masks[p] = rows == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rows) - 1);
+        }
+        for (size_t first = 0; first < blocks; first += MM_QUANT_K_BLOCK / 32) {
+            size_t count = blocks - first < MM_QUANT_K_BLOCK / 32 ? blocks - first : MM_QUANT_K_BLOCK / 32;
+            for (size_t p = 0; p < panel_count; p++) {
+                size_t row = row0 + p * MM_PANEL_ROWS;
+                mm_pack_panel(job, row, row_end - row < MM_PANEL_ROWS ? row_end - row : MM_PANEL_ROWS, first, count,
+                              panels + p * panel_words);
+            }
+            int accumulate = first > 0;
+            size_t t = 0;
+            for (; t + 8 <= job->tokens; t += 8)
+                for (size_t p = 0; p < panel_count; p++)
+                    mm_gemm_tile(panels + p * panel_words, first, count, per16, job->quantized + t * stride, stride, job->in, 8,
+                                 job->output + t * job->output_stride + row0 + p * MM_PANEL_ROWS, job->output_stride,
+                                 masks[p], accumulate);
+            for (; t + 4 <= job->tokens; t += 4)
+                for (size_t p = 0; p < panel_count; p++)
+                    mm_gemm_tile(panels + p * panel_words, first, count, per16, job->quantized + t * stride, stride, job->in, 4,
+                                 job->output + t * job->output_stride + row0 + p * MM_PANEL_ROWS, job->output_stride,
+                                 masks[p], accumulate);
+            for (; t < job->tokens; t++)
+                for (size_t p = 0; p < panel_count; p++)
+                    mm_gemm_tile(panels + p * panel_words, first, count, per16, job->quantized + t * stride, stride, job->in, 1,
+                                 job->output + t * job->output_stride + row0 + p * MM_PANEL_ROWS, job->output_stride,
+                                 masks[p], accumulate);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float GEMM
+
+/// Converts rows [row, row + count) x inputs [k0, k0 + kc) to f32 in [k][32 rows] order.
+MM_AVX512 static void mm_pack_float_panel(const energon_matmul_job *job, size_t row, size_t count, size_t k0,
+                                          size_t kc, float *panel) {
+    float values[16];
+    for (size_t r = 0; r < MM_FLOAT_PANEL_ROWS; r++) {
+        if (r >= count) {
+            for (size_t k = 0; k < kc; k++) panel[k * MM_FLOAT_PANEL_ROWS + r] = 0;
+            continue;
+        }
+        const uint8_t *weights = job->weight + (row + r) * job->row_bytes;
+        for (size_t k = 0; k < kc; k += 16) {
+            size_t left = kc - k < 16 ? kc - k : 16;
+            __mmask16 mask = left == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            __m512 v;
+            size_t i = k0 + k;
+            if (job->dtype == MM_F32) {
+                v = _mm512_maskz_loadu_ps(mask, (const float *)weights + i);
+            } else {
+                __m256i halves = _mm256_maskz_loadu_epi16(mask, weights + 2 * i);
+                v = job->dtype == MM_F16 ? _mm512_cvtph_ps(halves)
+                                         : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16));
+            }
+            _mm512_storeu_ps(values, v);
+            for (size_t j = 0; j < left; j++) panel[(k + j) * MM_FLOAT_PANEL_ROWS + r] = values[j];
+        }
+    }
+}
+
+MM_AVX512 static inline __attribute__((always_inline)) void
+mm_gemm_float_tile(const float *panel, size_t kc, const float *input, size_t in, int T, float *output,
+                   size_t output_stride, __mmask16 rows0, __mmask16 rows1, int accumulate) {
+    __m512 acc0[8], acc1[8];
+    for (int t = 0; t < T; t++) {
+        acc0[t] = _mm512_setzero_ps();
+        acc1[t] = _mm512_setzero_ps();
+    }
+    for (size_t k = 0; k < kc; k++) {
+        __m512 w0 = _mm512_load_ps(panel + k * MM_FLOAT_PANEL_ROWS);
+        __m512 w1 = _mm512_load_ps(panel + k * MM_FLOAT_PANEL_ROWS + 16);
+        for (int t = 0; t < T; t++) {
+            __m512 x = _mm512_set1_ps(input[(size_t)t * in + k]);
+            acc0[t] = _mm512_fmadd_ps(w0, x, acc0[t]);
+            acc1[t] = _mm512_fmadd_ps(w1, x, acc1[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        float *out = output + (size_t)t * output_stride;
+        if (accumulate) {
+            acc0[t] = _mm512_add_ps(acc0[t], _mm512_maskz_loadu_ps(rows0, out));
+            acc1[t] = _mm512_add_ps(acc1[t], _mm512_maskz_loadu_ps(rows1, out + 16));
+        }
+        _mm512_mask_storeu_ps(out, rows0, acc0[t]);
+        _mm512_mask_storeu_ps(out + 16, rows1, acc1[t]);
+    }
+}
+
+MM_AVX512 static void mm_gemm_float(const energon_matmul_job *job, size_t row_begin, size_t row_end, void *scratch) {
+    float *panels = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    size_t in = job->in, panel_floats = (size_t)MM_FLOAT_K_BLOCK * MM_FLOAT_PANEL_ROWS;
+    for (size_t row0 = row_begin; row0 < row_end; row0 += MM_FLOAT_ROW_BLOCK) {
+        size_t block_rows = row_end - row0 < MM_FLOAT_ROW_BLOCK ? row_end - row0 : MM_FLOAT_ROW_BLOCK;
+        size_t panel_count = (block_rows + MM_FLOAT_PANEL_ROWS - 1) / MM_FLOAT_PANEL_ROWS;
+        __mmask16 low[MM_FLOAT_ROW_BLOCK / MM_FLOAT_PANEL_ROWS], high[MM_FLOAT_ROW_BLOCK / MM_FLOAT_PANEL_ROWS];
+        size_t counts[MM_FLOAT_ROW_BLOCK / MM_FLOAT_PANEL_ROWS];
+        for (size_t p = 0; p < panel_count; p++) {
+            size_t count = block_rows - p * MM_FLOAT_PANEL_ROWS;
+            if (count > MM_FLOAT_PANEL_ROWS) count = MM_FLOAT_PANEL_ROWS;
+            uint32_t bits = count >= 32 ? 0xFFFFFFFFu : (uint32_t)((1ull << count) - 1);
+            counts[p] = count;
+            low[p] = (__mmask16)(bits & 0xFFFF);
+            high[p] = (__mmask16)(bits >> 16);
+        }
+        for (size_t k0 = 0; k0 < in; k0 += MM_FLOAT_K_BLOCK) {
+            size_t kc = in - k0 < MM_FLOAT_K_BLOCK ? in - k0 : MM_FLOAT_K_BLOCK;
+            for (size_t p = 0; p < panel_count; p++)
+                mm_pack_float_panel(job, row0 + p * MM_FLOAT_PANEL_ROWS, counts[p], k0, kc, panels + p * panel_floats);
+            int accumulate = k0 > 0;
+            size_t t = 0;
+            for (; t + 8 <= job->tokens; t += 8)
+                for (size_t p = 0; p < panel_count; p++)
+                    mm_gemm_float_tile(panels + p * panel_floats, kc, job->input + t * in + k0, in, 8,
+                                       job->output + t * job->output_stride + row0 + p * MM_FLOAT_PANEL_ROWS,
+                                       job->output_stride, low[p], high[p], accumulate);
+            for (; t + 4 <= job->tokens; t += 4)
+                for (size_t p = 0; p < panel_count; p++)
+                    mm_gemm_float_tile(panels + p * panel_floats, kc, job->input + t * in + k0, in, 4,
+                                       job->output + t * job->output_stride + row0 + p * MM_FLOAT_PANEL_ROWS,
+                                       job->output_stride, low[p], high[p], accumulate);
+            for (; t < job->tokens; t++)
+                for (size_t p = 0; p < panel_count; p++)
+                    mm_gemm_float_tile(panels + p * panel_floats, kc, job->input + t * in + k0, in, 1,
+                                       job->output + t * job->output_stride + row0 + p * MM_FLOAT_PANEL_ROWS,
+                                       job->output_stride, low[p], high[p], accumulate);
+        }
+    }
+}
+
+void mm_gemm_avx512(const energon_matmul_job *job, size_t row_begin, size_t row_end, void *scratch) {
+    if (energon_matmul_needs_quantized_input(job->dtype)) mm_gemm_quantized(job, row_begin, row_end, scratch);
+    else mm_gemm_float(job, row_begin, row_end, scratch);
+}
+
+#endif

@@ -1,0 +1,125 @@
+// Shared definitions of the matmul kernels (not a public header).
+#ifndef ENERGON_MATMUL_INTERNAL_H
+#define ENERGON_MATMUL_INTERNAL_H
+
+#include "energon_matmul.h"
+#include "energon_cpu.h"
+
+#include <stdint.h>
+#include <string.h>
+
+// ggml type ids (DType raw values).
+enum {
+    MM_F32 = 0, MM_F16 = 1, MM_Q4_0 = 2, MM_Q4_1 = 3, MM_Q5_0 = 6, MM_Q5_1 = 7, MM_Q8_0 = 8,
+    MM_Q2_K = 10, MM_Q3_K = 11, MM_Q4_K = 12, MM_Q5_K = 13, MM_Q6_K = 14, MM_BF16 = 30,
+};
+
+// Tokens at or above which quantized weights go through the packed GEMM kernel instead of
+// row-by-row dot products (below it, packing a panel costs more than it saves).
+#define MM_GEMM_MIN_TOKENS 6
+// Output rows per packed panel of the integer GEMM (one int32 lane per row in a zmm).
+#define MM_PANEL_ROWS 16
+// Float GEMM: 32 output rows per panel (two zmm of f32 lanes).
+#define MM_FLOAT_PANEL_ROWS 32
+
+static inline uint16_t mm_load_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline uint32_t mm_load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+/// IEEE half -> float without F16C (portable path and table-free scalar code).
+static inline float mm_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exponent = (h >> 10) & 0x1F;
+    uint32_t mantissa = h & 0x3FF;
+    uint32_t bits;
+    if (exponent == 0) {
+        if (mantissa == 0) {
+            bits = sign;
+        } else {
+            // Subnormal half: normalise it.
+            int shift = 0;
+            while ((mantissa & 0x400) == 0) { mantissa <<= 1; shift++; }
+            mantissa &= 0x3FF;
+            bits = sign | ((uint32_t)(127 - 15 - shift + 1) << 23) | (mantissa << 13);
+        }
+    } else if (exponent == 31) {
+        bits = sign | 0x7F800000u | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline float mm_bf16_to_float(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/// Elements per "group" of a quantized format: its block, or its super-block for K-quants.
+size_t mm_group_size(uint32_t dtype);
+size_t mm_group_bytes(uint32_t dtype);
+/// Whether a format's scales change every 16 elements (Q6_K, Q3_K, Q2_K) instead of every 32.
+int mm_has_scale_per_16(uint32_t dtype);
+
+/// Expands group `group` of a quantized weight row into unsigned values u[group size] and one
+/// (scale, offset) pair per 16 elements so that weight[i] = scale[i/16] * u[i] + offset[i/16].
+void mm_expand_group(uint32_t dtype, const uint8_t *row, size_t group, uint8_t *u, float *scale, float *offset);
+
+/// Q4_K/Q5_K: the eight 6-bit scales (bytes of the result) from the 12 packed bytes. The first
+/// four are the low 6 bits of bytes 0..3; the last four take their low 4 bits from bytes 8..11
+/// and their top 2 bits from the top of bytes 0..3. The mins are the same with bytes 4..7 and
+/// the high nibbles of 8..11. Plain 32-bit integer work, so it overlaps the vector work.
+static inline void mm_k4_unpack(const uint8_t *packed, uint64_t *scales, uint64_t *mins) {
+    uint32_t word0 = mm_load_u32(packed), word1 = mm_load_u32(packed + 4), word2 = mm_load_u32(packed + 8);
+    uint32_t scales_low = word0 & 0x3F3F3F3Fu;
+    uint32_t scales_high = (word2 & 0x0F0F0F0Fu) | (((word0 >> 6) & 0x03030303u) << 4);
+    uint32_t mins_low = word1 & 0x3F3F3F3Fu;
+    uint32_t mins_high = ((word2 >> 4) & 0x0F0F0F0Fu) | (((word1 >> 6) & 0x03030303u) << 4);
+    *scales = (uint64_t)scales_low | (uint64_t)scales_high << 32;
+    *mins = (uint64_t)mins_low | (uint64_t)mins_high << 32;
+}
+
+/// Views of an A32 activation row.
+typedef struct {
+    const int8_t *q;
+    const float *d;
+    const float *s32;
+    const float *s16;
+    const int8_t *split;   // q of each whole 4-block quad in split order (see mm_fill_split)
+} mm_a32_row;
+
+static inline mm_a32_row mm_a32_view(const uint8_t *row, size_t in) {
+    mm_a32_row view;
+    size_t blocks = in / 32;
+    view.q = (const int8_t *)row;
+    view.d = (const float *)(row + in);
+    view.s32 = view.d + blocks;
+    view.s16 = view.s32 + blocks;
+    view.split = (const int8_t *)(view.s16 + 2 * blocks);
+    return view;
+}
+
+/// Writes the split copy of a quantized row: for each whole quad of 4 blocks A..D, the 64 bytes
+/// [A 0..15, B 0..15, C 0..15, D 0..15] then [A 16..31, ..., D 16..31], the order in which the
+/// nibble formats store their weights (byte j of a block holds elements j and j + 16).
+void mm_fill_split(uint8_t *row, size_t in);
+
+// Portable kernels.
+void mm_quantize_rows_portable(const float *input, size_t in, size_t rows, void *destination);
+void mm_rows_portable(const energon_matmul_job *job, size_t row_begin, size_t row_end, void *scratch);
+
+#if defined(__x86_64__)
+void mm_quantize_rows_avx2(const float *input, size_t in, size_t rows, void *destination);
+void mm_rows_avx2(const energon_matmul_job *job, size_t row_begin, size_t row_end, void *scratch);
+void mm_quantize_rows_avx512(const float *input, size_t in, size_t rows, void *destination);
+void mm_rows_avx512(const energon_matmul_job *job, size_t row_begin, size_t row_end, void *scratch);
+size_t mm_gemm_scratch_bytes_avx512(const energon_matmul_job *job);
+void mm_gemm_avx512(const energon_matmul_job *job, size_t row_begin, size_t row_end, void *scratch);
+double mm_read_pass_avx512(const void *data, size_t bytes);
+double mm_read_pass_avx2(const void *data, size_t bytes);
+#endif
+
+#endif

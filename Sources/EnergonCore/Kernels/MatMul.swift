@@ -1,0 +1,137 @@
+import CEnergonKernels
+
+/// Matrix products of activations with linear-layer weights, the operation that decides
+/// inference speed: a decode step is a series of matrix-vector products (one token) and a
+/// prefill is a series of matrix-matrix products (many tokens).
+///
+/// Weights may be F32, F16, BF16 or any of ggml's block formats listed by `supports(_:)`.
+/// For quantized weights the activation rows are quantized once per call to int8 (one scale
+/// per 32 inputs) and the kernels use integer dot products; for float weights they run
+/// f32 FMAs. One call is one parallel job on `context.pool`: output rows are split across the
+/// threads, so the threads never synchronise inside a product.
+public enum MatMul {
+    /// `output[t, o] = Σ_i input[t, i] * weight[o, i]`; weight is `[out, in]` (any supported
+    /// dtype), input `[tokens, in]` f32 row-major, output `[tokens, out]` f32 row-major.
+    public static func compute(weight: Tensor, input: UnsafePointer<Float>, tokens: Int,
+                               output: UnsafeMutablePointer<Float>, context: ComputeContext) {
+        withUnsafeTemporaryAllocation(of: energon_matmul_job.self, capacity: 1) { jobs in
+            jobs[0] = job(weight: weight, input: input, tokens: tokens, output: output, isa: context.isa)
+            run(jobs: UnsafeBufferPointer(jobs), input: input, tokens: tokens, context: context)
+        }
+    }
+
+    /// Several weights sharing the same input (e.g. q/k/v, or gate/up): the input is quantized
+    /// once and all rows run in ONE parallel job (one barrier). `outputs[k]` is
+    /// `[tokens, weights[k].out]`.
+    public static func computeMany(weights: [Tensor], input: UnsafePointer<Float>, tokens: Int,
+                                   outputs: [UnsafeMutablePointer<Float>], context: ComputeContext) {
+        precondition(weights.count == outputs.count, "one output per weight")  // invariant: caller pairs them
+        guard !weights.isEmpty else { return }
+        withUnsafeTemporaryAllocation(of: energon_matmul_job.self, capacity: weights.count) { jobs in
+            for index in weights.indices {
+                jobs[index] = job(weight: weights[index], input: input, tokens: tokens, output: outputs[index],
+                                  isa: context.isa)
+            }
+            run(jobs: UnsafeBufferPointer(jobs), input: input, tokens: tokens, context: context)
+        }
+    }
+
+    /// Whether `dtype` is supported as a weight format.
+    public static func supports(_ dtype: DType) -> Bool {
+        energon_matmul_supports(dtype.rawValue) != 0
+    }
+
+    /// Bytes of the int8 form of one activation row of `inputs` values, as the quantized
+    /// kernels read it (exposed for sizing and benchmarks).
+    public static func quantizedRowBytes(inputs: Int) -> Int {
+        Int(energon_matmul_quantized_row_bytes(inputs))
+    }
+
+    // MARK: - Implementation
+
+    private static func job(weight: Tensor, input: UnsafePointer<Float>, tokens: Int,
+                            output: UnsafeMutablePointer<Float>, isa: ISA) -> energon_matmul_job {
+        // invariant: the model layer validates checkpoint shapes and formats before calling.
+        precondition(weight.shape.count == 2, "MatMul weight must be [out, in], got \(weight.shape)")
+        precondition(supports(weight.dtype), "MatMul does not support \(weight.dtype)")
+        precondition(tokens >= 0, "negative token count")
+        let inputs = weight.shape[1]
+        // invariant: rows are whole blocks (quantized activations are built per 32 inputs, and
+        // every block size is a multiple of 32), and the storage holds every row.
+        precondition(inputs % weight.dtype.blockSize == 0,
+                     "MatMul: \(weight.dtype) rows of \(inputs) inputs are not whole \(weight.dtype.blockSize)-blocks")
+        precondition(weight.rowBytes > 0 || inputs == 0, "MatMul: weight rows have no bytes")
+        precondition(weight.byteCount >= weight.shape[0] * weight.rowBytes, "MatMul: weight storage is shorter than its shape")
+        return energon_matmul_job(
+            isa: Int32(isa.rawValue), dtype: weight.dtype.rawValue,
+            weight: weight.data.assumingMemoryBound(to: UInt8.self), row_bytes: weight.rowBytes, in: inputs,
+            input: input, quantized: nil, tokens: tokens, output: output, output_stride: weight.shape[0])
+    }
+
+    private static func run(jobs: UnsafeBufferPointer<energon_matmul_job>, input: UnsafePointer<Float>, tokens: Int,
+                            context: ComputeContext) {
+        guard tokens > 0 else { return }
+        let inputs = jobs[0].in
+        var needsQuantized = false
+        for job in jobs {
+            precondition(job.in == inputs, "weights sharing an input must have the same input size")  // invariant
+            if energon_matmul_needs_quantized_input(job.dtype) != 0 { needsQuantized = true }
+        }
+        let pool = context.pool
+        let jobs = UnsafeMutableBufferPointer(mutating: jobs)
+        if needsQuantized {
+            // Quantize the activations once, shared by every weight of this call.
+            let rowBytes = Int(energon_matmul_quantized_row_bytes(inputs))
+            let buffer = context.scratch(.activationQuant, bytes: rowBytes * tokens)
+            let isa = Int32(context.isa.rawValue)
+            if tokens == 1 || pool.activeThreadCount == 1 {
+                energon_matmul_quantize_rows(isa, input, inputs, tokens, buffer)
+            } else {
+                pool.parallelFor(tokens) { range in
+                    energon_matmul_quantize_rows(isa, input + range.lowerBound * inputs, inputs, range.count,
+                                                 buffer + range.lowerBound * rowBytes)
+                }
+            }
+            let quantized = UnsafePointer(buffer.assumingMemoryBound(to: UInt8.self))
+            for index in jobs.indices { jobs[index].quantized = quantized }
+        }
+        // Each thread takes a contiguous share of the rows of all weights, balanced by weight bytes.
+        var scratchPerThread = 0
+        var totalCost = 0
+        for index in jobs.indices {
+            scratchPerThread = max(scratchPerThread, Int(energon_matmul_scratch_bytes(jobs.baseAddress! + index)))
+            totalCost += jobs[index].output_stride * jobs[index].row_bytes
+        }
+        guard totalCost > 0 else { return }
+        let threads = pool.activeThreadCount
+        let scratch = context.scratch(.dequantized, bytes: scratchPerThread * threads)
+        let jobsBase = UnsafePointer(jobs.baseAddress!)  // invariant: at least one job
+        let jobCount = jobs.count
+        pool.run { thread, threadCount in
+            let start = totalCost * thread / threadCount
+            let end = totalCost * (thread + 1) / threadCount
+            let threadScratch = scratch + thread * scratchPerThread
+            var jobStart = 0
+            for index in 0..<jobCount {
+                let job = jobsBase + index
+                let rows = job.pointee.output_stride
+                let rowCost = job.pointee.row_bytes
+                let cost = rows * rowCost
+                defer { jobStart += cost }
+                if cost == 0 || end <= jobStart || start >= jobStart + cost { continue }
+                let grain = Int(energon_matmul_row_grain(job))
+                let unitCost = grain * rowCost
+                let units = (rows + grain - 1) / grain
+                // The same rounding on both sides of a boundary makes the pieces tile the rows.
+                func unit(at position: Int) -> Int {
+                    if position <= jobStart { return 0 }
+                    if position >= jobStart + cost { return units }
+                    return min(units, (position - jobStart + unitCost / 2) / unitCost)
+                }
+                let lower = min(rows, unit(at: start) * grain)
+                let upper = min(rows, unit(at: end) * grain)
+                if lower < upper { energon_matmul_rows(job, lower, upper, threadScratch) }
+            }
+        }
+    }
+}

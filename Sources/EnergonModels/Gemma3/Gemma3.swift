@@ -1,0 +1,107 @@
+import EnergonCheckpoint
+import EnergonCore
+import EnergonDistributed
+
+/// Gemma 3 (text): sandwich-normed blocks (a norm before and after both attention and MLP),
+/// per-head q/k RMSNorm, GeGLU, embeddings scaled by √hidden, tied output, and sliding-window
+/// attention on five of every six layers (with their own RoPE base).
+///
+///     x = x + post_attention_norm(attention(attn_norm(x)))
+///     x = x + post_ffw_norm(mlp(ffn_norm(x)))
+public final class Gemma3Model: DecoderModel, @unchecked Sendable {
+    public let configuration: DecoderConfiguration
+    public let layerRange: Range<Int>
+    let embedding: VocabParallelEmbedding?
+    let blocks: [Gemma3Block]
+    let finalNorm: RMSNorm?
+    let lmHead: ParallelLMHead?
+
+    public init(configuration: DecoderConfiguration, weights: WeightSource, parallel: ParallelContext,
+                layers: Range<Int>? = nil) throws {
+        self.configuration = configuration
+        let c = configuration
+        layerRange = layers ?? 0..<c.layerCount
+        embedding = parallel.isFirstStage
+            ? try VocabParallelEmbedding(weights, "token_embd", vocabularySize: c.vocabularySize, hiddenSize: c.hiddenSize, parallel: parallel)
+            : nil
+        let globalRope = RoPE(headDimension: c.headDimension, rotaryDimensions: c.rotaryDimensions, base: c.ropeBase,
+                              style: .neox, frequencyScale: c.ropeFrequencyScale)
+        let localRope = RoPE(headDimension: c.headDimension, rotaryDimensions: c.rotaryDimensions, base: c.ropeLocalBase,
+                             style: .neox)
+        blocks = try layerRange.map { index in
+            let sliding = c.isSlidingLayer(index)
+            return try Gemma3Block(weights.prefixed("blk.\(index)"), configuration: c, rope: sliding ? localRope : globalRope,
+                                   slidingWindow: sliding ? c.slidingWindow : nil, parallel: parallel)
+        }
+        if parallel.isLastStage {
+            finalNorm = try RMSNorm(weights, "output_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
+            let headName = weights.contains("output.weight") ? "output" : "token_embd"
+            lmHead = try ParallelLMHead(weights, headName, vocabularySize: c.vocabularySize, hiddenSize: c.hiddenSize, parallel: parallel)
+        } else {
+            finalNorm = nil
+            lmHead = nil
+        }
+    }
+
+    public var kvDimensionPerRank: Int { blocks.first?.attention.kvDimensionPerRank ?? 0 }
+
+    public func embed(_ tokens: [Int32], into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
+        guard let embedding else { return }
+        try embedding(tokens, output: hidden)
+        Ops.scale(hidden, by: configuration.embeddingScale, count: tokens.count * configuration.hiddenSize)
+    }
+
+    public func block(_ layer: Int, hidden: UnsafeMutablePointer<Float>, batch: ForwardBatch, cache: KVCache, cacheLayer: Int,
+                      buffers: ActivationBuffers, context: ComputeContext) throws {
+        try blocks[layer - layerRange.lowerBound](hidden, batch: batch, cache: cache, cacheLayer: cacheLayer,
+                                                  buffers: buffers, context: context)
+    }
+
+    public func head(_ hidden: UnsafeMutablePointer<Float>, rows: Int, logits: UnsafeMutablePointer<Float>,
+                     buffers: ActivationBuffers, context: ComputeContext) throws {
+        guard let finalNorm, let lmHead else { return }
+        finalNorm(hidden, rows: rows, output: hidden, context: context)
+        try lmHead(hidden, rows: rows, logits: logits, buffers: buffers, context: context)
+    }
+}
+
+final class Gemma3Block: @unchecked Sendable {
+    let attentionNorm: RMSNorm
+    let attention: SelfAttention
+    let postAttentionNorm: RMSNorm
+    let mlpNorm: RMSNorm
+    let mlp: GatedMLP
+    let postMLPNorm: RMSNorm
+    let hiddenSize: Int
+
+    init(_ weights: WeightSource, configuration c: DecoderConfiguration, rope: RoPE, slidingWindow: Int?,
+         parallel: ParallelContext) throws {
+        attentionNorm = try RMSNorm(weights, "attn_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
+        attention = try SelfAttention(
+            weights,
+            shape: .init(hiddenSize: c.hiddenSize, heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: c.headDimension),
+            rope: rope, scale: c.attentionScale, slidingWindow: slidingWindow, logitSoftcap: c.attentionLogitSoftcap,
+            qkNormEpsilon: c.normEpsilon, parallel: parallel)
+        postAttentionNorm = try RMSNorm(weights, "post_attention_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
+        mlpNorm = try RMSNorm(weights, "ffn_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
+        mlp = try GatedMLP(weights, hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize,
+                           activation: c.activation, parallel: parallel)
+        postMLPNorm = try RMSNorm(weights, "post_ffw_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
+        hiddenSize = c.hiddenSize
+    }
+
+    func callAsFunction(_ x: UnsafeMutablePointer<Float>, batch: ForwardBatch, cache: KVCache, cacheLayer: Int,
+                        buffers: ActivationBuffers, context: ComputeContext) throws {
+        let tokens = batch.totalTokens, count = tokens * hiddenSize
+        let normed = buffers.buffer(.normed, count: count)       // [tokens, hidden]
+        let projected = buffers.buffer(.projected, count: count)
+        attentionNorm(x, rows: tokens, output: normed, context: context)
+        try attention(normed, batch: batch, cache: cache, layer: cacheLayer, result: projected, buffers: buffers, context: context)
+        postAttentionNorm(projected, rows: tokens, output: projected, context: context)
+        Ops.add(x, projected, output: x, count: count)
+        mlpNorm(x, rows: tokens, output: normed, context: context)
+        try mlp(normed, tokens: tokens, result: projected, buffers: buffers, context: context)
+        postMLPNorm(projected, rows: tokens, output: projected, context: context)
+        Ops.add(x, projected, output: x, count: count)
+    }
+}

@@ -1,0 +1,194 @@
+import EnergonCheckpoint
+import EnergonCore
+import EnergonDistributed
+
+/// Multi-head self-attention with grouped-query heads, rotary positions, optional per-head
+/// q/k RMSNorm (Gemma 3, Qwen 3) and an optional sliding window, over a paged KV cache.
+///
+/// Heads are split across tensor-parallel ranks: q/k/v are column-parallel (each rank computes
+/// its heads), the output projection is row-parallel (one all-reduce).
+public final class SelfAttention: @unchecked Sendable {
+    /// Shape facts, global.
+    public struct Shape: Sendable {
+        public var hiddenSize: Int, heads: Int, kvHeads: Int, headDimension: Int
+        public init(hiddenSize: Int, heads: Int, kvHeads: Int, headDimension: Int) {
+            self.hiddenSize = hiddenSize
+            self.heads = heads
+            self.kvHeads = kvHeads
+            self.headDimension = headDimension
+        }
+    }
+
+    let query: ColumnParallelLinear
+    let key: ColumnParallelLinear
+    let value: ColumnParallelLinear
+    let output: RowParallelLinear
+    let queryNorm: RMSNorm?
+    let keyNorm: RMSNorm?
+    let rope: RoPE?
+    let configuration: AttentionConfiguration
+    private var blockPointers: UnsafeMutablePointer<UnsafeMutablePointer<Float>>
+    private var blockPointerCapacity = 0
+
+    /// Loads `attn_q`, `attn_k`, `attn_v`, `attn_output` (and `attn_q_norm`/`attn_k_norm` when
+    /// `qkNormEpsilon` is set) from `source`.
+    public init(_ source: WeightSource, shape: Shape, rope: RoPE?, scale: Float, slidingWindow: Int?,
+                logitSoftcap: Float? = nil, qkNormEpsilon: Float? = nil, hasBias: Bool = false,
+                parallel: ParallelContext) throws {
+        let tp = parallel.tensorSize
+        let queryFeatures = shape.heads * shape.headDimension
+        let kvFeatures = shape.kvHeads * shape.headDimension
+        query = try ColumnParallelLinear(source, "attn_q", inputFeatures: shape.hiddenSize, outputFeatures: queryFeatures,
+                                         hasBias: hasBias, parallel: parallel)
+        // With more ranks than KV heads, each KV head is replicated: rank r holds KV head
+        // r / (tp / kvHeads), the one its query heads read.
+        let kvParallel = tp > shape.kvHeads
+            ? ParallelContext(tensorGroup: ReplicaView(rank: parallel.tensorRank * shape.kvHeads / tp, size: shape.kvHeads))
+            : parallel
+        key = try ColumnParallelLinear(source, "attn_k", inputFeatures: shape.hiddenSize, outputFeatures: kvFeatures,
+                                       hasBias: hasBias, parallel: kvParallel)
+        value = try ColumnParallelLinear(source, "attn_v", inputFeatures: shape.hiddenSize, outputFeatures: kvFeatures,
+                                         hasBias: hasBias, parallel: kvParallel)
+        output = try RowParallelLinear(source, "attn_output", inputFeatures: queryFeatures, outputFeatures: shape.hiddenSize,
+                                       parallel: parallel)
+        if let qkNormEpsilon {
+            queryNorm = try RMSNorm(source, "attn_q_norm", dimension: shape.headDimension, epsilon: qkNormEpsilon)
+            keyNorm = try RMSNorm(source, "attn_k_norm", dimension: shape.headDimension, epsilon: qkNormEpsilon)
+        } else {
+            queryNorm = nil
+            keyNorm = nil
+        }
+        self.rope = rope
+        configuration = AttentionConfiguration(heads: shape.heads / tp, kvHeads: max(1, shape.kvHeads / tp),
+                                               headDimension: shape.headDimension, scale: scale,
+                                               slidingWindow: slidingWindow, logitSoftcap: logitSoftcap)
+        blockPointers = .allocate(capacity: 1)
+    }
+
+    /// Attention over projections the caller built: fused checkpoint tensors (GPT-2's `attn_qkv`
+    /// cut into q/k/v) or projections with biases on every layer (OPT). `configuration` holds
+    /// this rank's heads.
+    public init(query: ColumnParallelLinear, key: ColumnParallelLinear, value: ColumnParallelLinear,
+                output: RowParallelLinear, rope: RoPE?, configuration: AttentionConfiguration) {
+        self.query = query
+        self.key = key
+        self.value = value
+        self.output = output
+        queryNorm = nil
+        keyNorm = nil
+        self.rope = rope
+        self.configuration = configuration
+        blockPointers = .allocate(capacity: 1)
+    }
+
+    deinit { blockPointers.deallocate() }
+
+    /// Floats per position this rank stores in the KV cache.
+    public var kvDimensionPerRank: Int { configuration.kvHeads * configuration.headDimension }
+
+    /// Attends `input` (`[tokens, hidden]`) of `batch`, appending its keys/values to `cache`
+    /// layer `layer`, and writes `[tokens, hidden]` to `result`.
+    public func callAsFunction(_ input: UnsafePointer<Float>, batch: ForwardBatch, cache: KVCache, layer: Int,
+                               result: UnsafeMutablePointer<Float>, buffers: ActivationBuffers,
+                               context: ComputeContext) throws {
+        let tokens = batch.totalTokens
+        let heads = configuration.heads, kvHeads = configuration.kvHeads, headDim = configuration.headDimension
+        let q = buffers.buffer(.query, count: tokens * heads * headDim)        // [tokens, heads * headDim]
+        let k = buffers.buffer(.key, count: tokens * kvHeads * headDim)        // [tokens, kvHeads * headDim]
+        let v = buffers.buffer(.value, count: tokens * kvHeads * headDim)
+        ColumnParallelLinear.fused([query, key, value], input: input, tokens: tokens, outputs: [q, k, v], context: context)
+        if let queryNorm, let keyNorm {
+            queryNorm(q, rows: tokens * heads, output: q, context: context)    // per head: [tokens * heads, headDim]
+            keyNorm(k, rows: tokens * kvHeads, output: k, context: context)
+        }
+        if let rope {
+            batch.positions.withUnsafeBufferPointer { positions in
+                rope.apply(q, tokens: tokens, heads: heads, positions: positions.baseAddress!, context: context)  // invariant: tokens > 0
+                rope.apply(k, tokens: tokens, heads: kvHeads, positions: positions.baseAddress!, context: context)  // invariant: tokens > 0
+            }
+        }
+        // Append this step's keys and values to each sequence's blocks.
+        let kvDim = kvHeads * headDim
+        for sequence in batch.sequences {
+            for i in 0..<sequence.count {
+                let row = sequence.offset + i, position = sequence.startPosition + i
+                cache.keyRow(layer: layer, table: sequence.blockTable, position: position).update(from: k + row * kvDim, count: kvDim)
+                cache.valueRow(layer: layer, table: sequence.blockTable, position: position).update(from: v + row * kvDim, count: kvDim)
+            }
+        }
+        // Block pointer lists: for each sequence its key blocks, then its value blocks.
+        let totalBlocks = batch.sequences.reduce(0) { $0 + $1.blockTable.count }
+        if blockPointerCapacity < 2 * totalBlocks {
+            blockPointers.deallocate()
+            blockPointerCapacity = max(2 * totalBlocks, 16)
+            blockPointers = .allocate(capacity: blockPointerCapacity)
+        }
+        var sequences: [AttentionSequence] = []
+        sequences.reserveCapacity(batch.sequences.count)
+        var next = 0
+        for sequence in batch.sequences {
+            let keys = blockPointers + next
+            let values = blockPointers + next + sequence.blockTable.count
+            for (i, block) in sequence.blockTable.enumerated() {
+                keys[i] = cache.keyBlock(layer: layer, block: block)
+                values[i] = cache.valueBlock(layer: layer, block: block)
+            }
+            next += 2 * sequence.blockTable.count
+            sequences.append(AttentionSequence(queryOffset: sequence.offset, tokens: sequence.count,
+                                               startPosition: sequence.startPosition,
+                                               keyBlocks: UnsafePointer(keys), valueBlocks: UnsafePointer(values)))
+        }
+        let attended = buffers.buffer(.attention, count: tokens * heads * headDim)
+        Attention.compute(queries: q, sequences: sequences, blockSize: cache.blockSize, output: attended,
+                          configuration: configuration, context: context)
+        try output(attended, tokens: tokens, output: result, context: context)
+    }
+}
+
+/// A rank/size pair that only selects a weight shard (never communicates): used to load the
+/// replicated KV head of a rank when tensor parallelism exceeds the KV head count.
+private final class ReplicaView: ProcessGroup, @unchecked Sendable {
+    let rank: Int
+    let size: Int
+    init(rank: Int, size: Int) {
+        self.rank = rank
+        self.size = size
+    }
+    func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws { preconditionFailure("shard selector only") }  // invariant: column-parallel layers never communicate
+    func allGather(_ input: UnsafePointer<Float>, count: Int, output: UnsafeMutablePointer<Float>) throws { preconditionFailure("shard selector only") }  // invariant: as above
+    func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws { preconditionFailure("shard selector only") }  // invariant: as above
+    func barrier() throws { preconditionFailure("shard selector only") }  // invariant: as above
+}
+
+/// The gated feed-forward block: `down(act(gate(x)) * up(x))` (SwiGLU for Llama, GeGLU for
+/// Gemma). gate/up are column-parallel, down is row-parallel.
+public final class GatedMLP: @unchecked Sendable {
+    let gate: ColumnParallelLinear
+    let up: ColumnParallelLinear
+    let down: RowParallelLinear
+    let activation: DecoderConfiguration.Activation
+
+    /// Loads `ffn_gate`, `ffn_up`, `ffn_down`.
+    public init(_ source: WeightSource, hiddenSize: Int, intermediateSize: Int,
+                activation: DecoderConfiguration.Activation, parallel: ParallelContext) throws {
+        gate = try ColumnParallelLinear(source, "ffn_gate", inputFeatures: hiddenSize, outputFeatures: intermediateSize, parallel: parallel)
+        up = try ColumnParallelLinear(source, "ffn_up", inputFeatures: hiddenSize, outputFeatures: intermediateSize, parallel: parallel)
+        down = try RowParallelLinear(source, "ffn_down", inputFeatures: intermediateSize, outputFeatures: hiddenSize, parallel: parallel)
+        self.activation = activation
+    }
+
+    /// `result = mlp(input)`, both `[tokens, hidden]`.
+    public func callAsFunction(_ input: UnsafePointer<Float>, tokens: Int, result: UnsafeMutablePointer<Float>,
+                               buffers: ActivationBuffers, context: ComputeContext) throws {
+        let width = gate.outputFeaturesPerRank
+        let g = buffers.buffer(.gate, count: tokens * width)    // [tokens, intermediatePerRank]
+        let u = buffers.buffer(.up, count: tokens * width)
+        ColumnParallelLinear.fused([gate, up], input: input, tokens: tokens, outputs: [g, u], context: context)
+        switch activation {
+        case .silu: Ops.swiglu(gate: g, up: u, output: g, count: tokens * width, context: context)
+        case .geluTanh: Ops.geglu(gate: g, up: u, output: g, count: tokens * width, approximation: .tanh, context: context)
+        case .geluErf: Ops.geglu(gate: g, up: u, output: g, count: tokens * width, approximation: .erf, context: context)
+        }
+        try down(g, tokens: tokens, output: result, context: context)
+    }
+}

@@ -1,0 +1,111 @@
+import EnergonCheckpoint
+import EnergonCore
+import EnergonDistributed
+
+/// OPT (the EnergonAI paper's model family): GPT-2's layout with separate q/k/v projections
+/// (biases on all four), a ReLU MLP, learned positions stored with an offset of 2, and an output
+/// tied to the token embedding. Pre-norm (`do_layer_norm_before`, every size but 350M).
+///
+///     x = embed_tokens[token] + embed_positions[position + 2]
+///     x = x + attention(attn_norm(x))       // q scaled by 1/√headDim
+///     x = x + fc2(relu(fc1(ffn_norm(x))))
+///     logits = output(output_norm(x))
+///
+/// GGUF names and keys (llama.cpp has no OPT converter; these follow its gpt2 conventions):
+/// `token_embd`, `position_embd` (the HF table verbatim, `[context_length + 2, hidden]`),
+/// `blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_up, ffn_down}` with
+/// `.weight` and `.bias`, `output_norm`, optional `output`; `opt.{context_length,
+/// embedding_length, feed_forward_length, block_count, attention.head_count,
+/// attention.layer_norm_epsilon}` (see scripts/make_model_fixtures_encoders.py).
+///
+/// As in GPT-2, the position embeddings are added as the first step of block 0.
+public final class OPTModel: DecoderModel, @unchecked Sendable {
+    /// OPT's position table starts at row 2 (fairseq reserved rows for its padding index).
+    public static let positionOffset = 2
+
+    public let configuration: DecoderConfiguration
+    public let layerRange: Range<Int>
+    let embedding: VocabParallelEmbedding?
+    let positionEmbedding: LearnedPositionEmbedding?
+    let blocks: [OPTBlock]
+    let finalNorm: LayerNorm?
+    let lmHead: ParallelLMHead?
+
+    /// Builds the blocks in `layers` (and the embeddings/head when this is the first/last stage).
+    public init(configuration: DecoderConfiguration, weights: WeightSource, parallel: ParallelContext,
+                layers: Range<Int>? = nil) throws {
+        self.configuration = configuration
+        let c = configuration
+        layerRange = layers ?? 0..<c.layerCount
+        if parallel.isFirstStage {
+            embedding = try VocabParallelEmbedding(weights, "token_embd", vocabularySize: c.vocabularySize, hiddenSize: c.hiddenSize, parallel: parallel)
+            positionEmbedding = try LearnedPositionEmbedding(weights, "position_embd", positions: c.contextLength, hiddenSize: c.hiddenSize,
+                                                             offset: Self.positionOffset)
+        } else {
+            embedding = nil
+            positionEmbedding = nil
+        }
+        blocks = try layerRange.map { index in
+            try OPTBlock(weights.prefixed("blk.\(index)"), configuration: c, parallel: parallel)
+        }
+        if parallel.isLastStage {
+            finalNorm = try LayerNorm(weights, "output_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
+            let headName = weights.contains("output.weight") ? "output" : "token_embd"  // tied embeddings
+            lmHead = try ParallelLMHead(weights, headName, vocabularySize: c.vocabularySize, hiddenSize: c.hiddenSize, parallel: parallel)
+        } else {
+            finalNorm = nil
+            lmHead = nil
+        }
+    }
+
+    public var kvDimensionPerRank: Int { blocks.first?.attention.kvDimensionPerRank ?? 0 }
+
+    public func embed(_ tokens: [Int32], into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
+        try embedding?(tokens, output: hidden)
+    }
+
+    public func block(_ layer: Int, hidden: UnsafeMutablePointer<Float>, batch: ForwardBatch, cache: KVCache, cacheLayer: Int,
+                      buffers: ActivationBuffers, context: ComputeContext) throws {
+        if layer == 0, let positionEmbedding { try positionEmbedding.add(positions: batch.positions, to: hidden) }
+        try blocks[layer - layerRange.lowerBound](hidden, batch: batch, cache: cache, cacheLayer: cacheLayer,
+                                                  buffers: buffers, context: context)
+    }
+
+    public func head(_ hidden: UnsafeMutablePointer<Float>, rows: Int, logits: UnsafeMutablePointer<Float>,
+                     buffers: ActivationBuffers, context: ComputeContext) throws {
+        guard let finalNorm, let lmHead else { return }
+        finalNorm(hidden, rows: rows, output: hidden, context: context)
+        try lmHead(hidden, rows: rows, logits: logits, buffers: buffers, context: context)
+    }
+}
+
+final class OPTBlock: @unchecked Sendable {
+    let attentionNorm: LayerNorm
+    let attention: SelfAttention
+    let mlpNorm: LayerNorm
+    let mlp: MLP
+    let hiddenSize: Int
+
+    init(_ weights: WeightSource, configuration c: DecoderConfiguration, parallel: ParallelContext) throws {
+        attentionNorm = try LayerNorm(weights, "attn_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
+        attention = try SelfAttention(biased: weights, hiddenSize: c.hiddenSize, heads: c.headCount, scale: c.attentionScale,
+                                      parallel: parallel)
+        mlpNorm = try LayerNorm(weights, "ffn_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
+        mlp = try MLP(weights, hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize, activation: .relu,
+                      hasBias: true, parallel: parallel)
+        hiddenSize = c.hiddenSize
+    }
+
+    func callAsFunction(_ x: UnsafeMutablePointer<Float>, batch: ForwardBatch, cache: KVCache, cacheLayer: Int,
+                        buffers: ActivationBuffers, context: ComputeContext) throws {
+        let tokens = batch.totalTokens, count = tokens * hiddenSize
+        let normed = buffers.buffer(.normed, count: count)       // [tokens, hidden]
+        let projected = buffers.buffer(.projected, count: count)
+        attentionNorm(x, rows: tokens, output: normed, context: context)
+        try attention(normed, batch: batch, cache: cache, layer: cacheLayer, result: projected, buffers: buffers, context: context)
+        Ops.add(x, projected, output: x, count: count)
+        mlpNorm(x, rows: tokens, output: normed, context: context)
+        try mlp(normed, tokens: tokens, result: projected, buffers: buffers, context: context)
+        Ops.add(x, projected, output: x, count: count)
+    }
+}

