@@ -230,140 +230,71 @@ extension TinyArchitectureTests {
     }
 }
 
-/// An in-process tensor-parallel group for tests: every rank is a thread; collectives meet in
-/// shared slots behind a generation-counting barrier, and sums run in rank order so every rank
-/// gets bitwise the same result.
-final class ThreadProcessGroup: ProcessGroup, @unchecked Sendable {
-    final class Shared: @unchecked Sendable {
-        let size: Int
-        let condition = NSCondition()
-        var arrived = 0
-        var generation = 0
-        var slots: [[Float]]
-        init(size: Int) {
-            self.size = size
-            slots = Array(repeating: [], count: size)
+/// Runs `body(rank)` for `size` tensor-parallel ranks of one `LocalCommunicator`, each on its
+/// own thread, and returns each rank's result.
+func runRanks<Result: Sendable>(size: Int, _ body: @escaping @Sendable (any ProcessGroup) throws -> Result) throws -> [Result] {
+    let communicator = LocalCommunicator(size: size, timeout: 60)
+    let results = Mutex<[Int: Swift.Result<Result, any Error>]>([:])
+    let done = DispatchSemaphore(value: 0)
+    for rank in 0..<size {
+        let thread = Thread {
+            let outcome = Swift.Result { try body(communicator.group(rank: rank)) }
+            results.withLock { $0[rank] = outcome }
+            done.signal()
         }
-
-        func barrier() {
-            condition.lock()
-            let mine = generation
-            arrived += 1
-            if arrived == size {
-                arrived = 0
-                generation += 1
-                condition.broadcast()
-            } else {
-                while generation == mine { condition.wait() }
-            }
-            condition.unlock()
-        }
-
-        func publish(_ rank: Int, _ values: UnsafePointer<Float>, count: Int) {
-            condition.lock()
-            slots[rank] = Array(UnsafeBufferPointer(start: values, count: count))
-            condition.unlock()
-        }
-
-        func slot(_ rank: Int) -> [Float] {
-            condition.lock()
-            defer { condition.unlock() }
-            return slots[rank]
-        }
+        thread.stackSize = 8 << 20
+        thread.start()
     }
-
-    let shared: Shared
-    let rank: Int
-    var size: Int { shared.size }
-
-    init(shared: Shared, rank: Int) {
-        self.shared = shared
-        self.rank = rank
-    }
-
-    func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
-        shared.publish(rank, buffer, count: count)
-        shared.barrier()
-        let parts = (0..<size).map { shared.slot($0) }
-        for index in 0..<count { buffer[index] = parts.reduce(0) { $0 + $1[index] } }
-        shared.barrier()
-    }
-
-    func allGather(_ input: UnsafePointer<Float>, count: Int, output: UnsafeMutablePointer<Float>) throws {
-        shared.publish(rank, input, count: count)
-        shared.barrier()
-        for source in 0..<size { shared.slot(source).withUnsafeBufferPointer { (output + source * count).update(from: $0.baseAddress!, count: count) } }  // invariant: count > 0
-        shared.barrier()
-    }
-
-    func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {
-        if rank == root { shared.publish(rank, buffer, count: count) }
-        shared.barrier()
-        if rank != root { shared.slot(root).withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: count) } }  // invariant: count > 0
-        shared.barrier()
-    }
-
-    func barrier() throws { shared.barrier() }
-
-    /// Runs `body(rank)` on `size` threads at once and returns each rank's result.
-    static func run<Result: Sendable>(size: Int, _ body: @escaping @Sendable (ThreadProcessGroup) throws -> Result) throws -> [Result] {
-        let shared = Shared(size: size)
-        let results = Mutex<[Int: Swift.Result<Result, any Error>]>([:])
-        let done = DispatchSemaphore(value: 0)
-        for rank in 0..<size {
-            let thread = Thread {
-                let outcome = Swift.Result { try body(ThreadProcessGroup(shared: shared, rank: rank)) }
-                results.withLock { $0[rank] = outcome }
-                done.signal()
-            }
-            thread.stackSize = 8 << 20
-            thread.start()
-        }
-        for _ in 0..<size { done.wait() }
-        let collected = results.withLock { $0 }
-        return try (0..<size).map { try collected[$0]!.get() }  // invariant: every rank stored a result
-    }
+    for _ in 0..<size { done.wait() }
+    let collected = results.withLock { $0 }
+    return try (0..<size).map { try collected[$0]!.get() }  // invariant: every rank stored a result
 }
 
-/// GPT-2 (fused q/k/v cut per rank), OPT and BERT split over two tensor-parallel ranks must
-/// give what transformers gives.
-@Suite struct TinyArchitectureTensorParallelTests {
-    @Test("decoder: two tensor-parallel ranks match transformers", arguments: TinyArchitectureTests.decoderCases)
-    func decoderTensorParallel(_ testCase: TinyArchitectureTests.Case) throws {
+/// GPT-2 (fused q/k/v cut per rank), OPT and BERT split over tensor-parallel ranks (and the
+/// decoders over pipeline stages) must give what transformers gives.
+@Suite struct TinyArchitectureParallelTests {
+    static let grids: [(Int, Int)] = [(2, 1), (4, 1), (1, 2), (2, 2), (4, 2)]
+
+    @Test("decoder: tp × pp thread ranks match transformers", arguments: TinyArchitectureTests.decoderCases)
+    func decoderParallel(_ testCase: TinyArchitectureTests.Case) throws {
         let expected = try TinyArchitectureTests.floats(testCase.expected)
-        let vocabulary = testCase.columns, count = testCase.tokens.count
-        let perRank = try ThreadProcessGroup.run(size: 2) { group -> [Float] in
-            let (configuration, weights) = try TinyArchitectureTests.open(testCase, .gguf)
-            let model = try ModelRegistry.build(configuration: configuration, weights: weights,
-                                                parallel: ParallelContext(tensorGroup: group))
-            let cache = KVCache(layers: model.layerRange.count, blockSize: 4, kvDimension: model.kvDimensionPerRank, blockCount: 16)
-            let table = try cache.allocate(cache.blocksNeeded(positions: count))
-            let batch = ForwardBatch(sequences: [(tokens: testCase.tokens, startPosition: 0, blockTable: table)], allLogits: true)
-            let buffers = ActivationBuffers()
-            let parallel = ParallelContext(tensorGroup: group)
-            let logits = try #require(try DecoderRuntime.forward(model, batch: batch, cache: cache, buffers: buffers,
-                                                                 context: ComputeContext(threads: 1), parallel: parallel))
-            return Array(UnsafeBufferPointer(start: logits, count: count * vocabulary))
-        }
-        for (rank, logits) in perRank.enumerated() {
-            logits.withUnsafeBufferPointer {
-                #expect(TinyArchitectureTests().relativeError($0.baseAddress!, expected[...]) <= 1e-4, "rank \(rank)")  // invariant: non-empty
+        let vocabulary = testCase.columns
+        let (configuration, _) = try TinyArchitectureTests.open(testCase, .gguf)
+        for (tp, pp) in Self.grids {
+            let grid = try ParallelGrid(configuration: configuration, tensorParallel: tp, pipelineStages: pp)
+            let runner = try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: 1,
+                                                 weights: { try TinyArchitectureTests.open(testCase, .gguf).1 },
+                                                 blockSize: 4, blockCount: 8)
+            var table: [Int32] = []
+            try runner.blocks.ensureCapacity(&table, positions: 5)
+            var batch = ForwardBatch(sequences: [(tokens: Array(testCase.tokens[..<5]), startPosition: 0, blockTable: table)])
+            batch.logitRows = Array(0..<5)
+            let prefill = try #require(try runner.forward(batch))
+            #expect(TinyArchitectureTests().relativeError(prefill, expected[0..<(5 * vocabulary)]) <= 1e-4, "tp \(tp) pp \(pp) prefill")
+            for position in 5..<testCase.tokens.count {
+                try runner.blocks.ensureCapacity(&table, positions: position + 1)
+                let step = ForwardBatch(sequences: [(tokens: [testCase.tokens[position]], startPosition: position, blockTable: table)])
+                let row = try #require(try runner.forward(step))
+                #expect(TinyArchitectureTests().relativeError(row, expected[(position * vocabulary)..<((position + 1) * vocabulary)]) <= 1e-4,
+                        "tp \(tp) pp \(pp) position \(position)")
             }
         }
     }
 
-    @Test("encoder: two tensor-parallel ranks match transformers", arguments: TinyArchitectureTests.encoderCases)
+    @Test("encoder: tensor-parallel thread ranks match transformers", arguments: TinyArchitectureTests.encoderCases)
     func encoderTensorParallel(_ testCase: TinyArchitectureTests.Case) throws {
         let expected = try TinyArchitectureTests.floats(testCase.expected)
-        let perRank = try ThreadProcessGroup.run(size: 2) { group -> [Float] in
-            let (configuration, weights) = try TinyArchitectureTests.open(testCase, .huggingFace)
-            let model = try ModelRegistry.buildEncoder(configuration: configuration, weights: weights,
-                                                       parallel: ParallelContext(tensorGroup: group))
-            return try model.encode(tokens: testCase.tokens, typeIDs: testCase.typeIDs, context: ComputeContext(threads: 1))
-        }
-        for (rank, hidden) in perRank.enumerated() {
-            hidden.withUnsafeBufferPointer {
-                #expect(TinyArchitectureTests().relativeError($0.baseAddress!, expected[...]) <= 1e-4, "rank \(rank)")  // invariant: non-empty
+        for tp in [2, 4] {
+            let perRank = try runRanks(size: tp) { group -> [Float] in
+                let (configuration, weights) = try TinyArchitectureTests.open(testCase, .huggingFace)
+                let model = try ModelRegistry.buildEncoder(configuration: configuration, weights: weights,
+                                                           parallel: ParallelContext(tensorGroup: group))
+                return try model.encode(tokens: testCase.tokens, typeIDs: testCase.typeIDs, context: ComputeContext(threads: 1))
+            }
+            for (rank, hidden) in perRank.enumerated() {
+                hidden.withUnsafeBufferPointer {
+                    #expect(TinyArchitectureTests().relativeError($0.baseAddress!, expected[...]) <= 1e-4, "tp \(tp) rank \(rank)")  // invariant: non-empty
+                }
             }
         }
     }
