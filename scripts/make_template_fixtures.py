@@ -78,7 +78,13 @@ ENV = make_environment()
 
 
 def render(source, context):
-    """Returns {"expected": text} or {"error": message, "raised": bool}."""
+    """Returns {"expected": text} or {"error": message, "raised": bool}.
+
+    The context is deep-copied first: a few Python operations on template values mutate them in place
+    (`list | indent` runs `s += "\\n"`, which extends a list), and cases share context objects."""
+    import copy
+
+    context = copy.deepcopy(context)
     try:
         template = ENV.from_string(source)
     except (jinja2.exceptions.TemplateSyntaxError, SyntaxError) as error:
@@ -429,6 +435,14 @@ EXPRESSION_TEMPLATES = [
     "{% if false %}{{ x | no_such_filter }}{{ x is no_such_test }}{% endif %}|{{ 'a' if true else (x | no_such_filter) }}",
     "{{ c[] }}|{{ {(1, 2): 'pair'}[1, 2] }}|{% set (q) = 5 %}{{ q }}|{% for (k, v) in [(1, 2)] %}{{ k }}{{ v }}{% endfor %}",
     "{% for a, in [[1], [2]] %}{{ a }}{% endfor %}",
+    "{{ c.keys() }}|{{ c.values() }}|{{ c.items() }}|{{ {}.items() }}|{{ c.items() | length }}|{{ 'yes' if {}.keys() else 'no' }}|{{ c.keys() is iterable }}",
+    "{{ (1, 2) * 2 }}|{{ 2.5 is even }}|{{ 3.0 is odd }}|{{ 7.5 is divisibleby 2.5 }}|{{ {'k': 1} is lower }}|{{ 'ABC1' is upper }}|{{ '' is lower }}|{{ undefined_name is callable }}",
+    "{{ ({} | max) | last }}|{{ 'x' % [1] }}|{{ '' % {'k': 1} }}|{{ 'yes' if (2.5 | unique) else 'no' }}|{{ 'a' | wordcount }}|{{ 2.5 | wordcount }}|{{ 'a-b_c d' | wordcount }}",
+    "{{ 2.5 | unique | list }}",
+    "{{ undefined_name | float }}",
+    "{{ 0 ** -1 }}",
+    "{{ b | indent }}",
+    "{{ [1] in {'k': 1} }}",
     "{{ x | no_such_filter }}",
     "{% for i in b %}{{ i is no_such_test }}{% endfor %}",
     "{% if a if true else false %}x{% endif %}",
@@ -504,6 +518,52 @@ def mutated_cases(templates, count):
     return cases
 
 
+def random_expression_cases(count):
+    import random
+
+    generator = random.Random(4321)
+    atoms = ["0", "1", "-3", "7", "2.5", "-0.0", "1e3", "0.1", "True", "false", "none", "''", "'a'", "'Ab c'",
+             "'é😀'", "' x '", "\"it's\"", "'a\\nb'", "[]", "[1, 2]", "['b', 'a']", "(1,)", "()", "{}", "{'k': 1}",
+             "a", "b", "c", "s", "n", "t", "f", "z", "u", "items", "empty", "nope", "c.d", "c.e", "b[0]", "b[-1]",
+             "items[0]", "s[1:4]", "b[::-1]", "u[0]", "range(3)"]
+    binary = ["+", "-", "*", "/", "//", "%", "**", "~", "==", "!=", "<", ">", "<=", ">=", "in", "not in", "and", "or"]
+    filters = ["length", "upper", "lower", "trim", "first", "last", "list", "string", "int", "float", "abs", "round",
+               "tojson", "title", "capitalize", "reverse", "sort", "unique", "join(',')", "default('d')", "count",
+               "items", "safe", "escape", "sum", "min", "max", "replace('a', 'b')", "indent(2)", "tojson(indent=1)",
+               "map('string')", "select", "reject", "wordcount", "dictsort", "batch(2)", "d(7, true)", "float(1)"]
+    tests = ["defined", "undefined", "none", "string", "number", "integer", "float", "mapping", "iterable",
+             "sequence", "true", "false", "boolean", "even", "odd", "callable", "lower", "upper",
+             "divisibleby 2", "eq 1", "in [1, 'a']", "sameas none"]
+    methods = [".strip()", ".upper()", ".split()", ".split('a')", ".startswith('a')", ".endswith('c')",
+               ".replace('a', 'x')", ".title()", ".capitalize()", ".lstrip()", ".items()", ".keys()", ".get('d')",
+               ".get('q', 3)", ".count(1)", ".index(1)", ".find('b')", ".format(1)", ".join(['p', 'q'])"]
+
+    def expression(depth):
+        choice = generator.random()
+        if depth > 2 or choice < 0.3:
+            return generator.choice(atoms)
+        if choice < 0.55:
+            return f"({expression(depth + 1)} {generator.choice(binary)} {expression(depth + 1)})"
+        if choice < 0.7:
+            return f"({expression(depth + 1)} | {generator.choice(filters)})"
+        if choice < 0.8:
+            negation = "not " if generator.random() < 0.3 else ""
+            return f"({expression(depth + 1)} is {negation}{generator.choice(tests)})"
+        if choice < 0.88:
+            return f"{generator.choice(atoms)}{generator.choice(methods)}"
+        if choice < 0.94:
+            return f"({expression(depth + 1)} if {expression(depth + 1)} else {expression(depth + 1)})"
+        return f"(not {expression(depth + 1)})"
+
+    cases = []
+    for _ in range(count):
+        case = {"template": "{{ " + expression(0) + " }}", "context": NESTED}
+        expected = render(case["template"], NESTED).get("expected", "")
+        if " at 0x" not in expected:  # Python object reprs with addresses cannot be reproduced
+            cases.append(case)
+    return cases
+
+
 def syntax_error_case(case):
     result = dict(case)
     try:
@@ -524,6 +584,9 @@ if __name__ == "__main__":
     parser.add_argument("--mutations", type=int, default=0,
                         help="also add this many randomly mutated copies of the templates to the expression "
                              "cases (a local differential check against jinja2; too large to commit)")
+    parser.add_argument("--random-expressions", type=int, default=0,
+                        help="also add this many random expressions from a small grammar to the expression cases "
+                             "(a local differential check against jinja2; too large to commit)")
     arguments = parser.parse_args()
     if arguments.sweep:
         folder = os.path.join(arguments.llama_cpp, "models", "templates")
@@ -535,6 +598,8 @@ if __name__ == "__main__":
     templates = make_template_fixtures(arguments.llama_cpp)
     if arguments.mutations:
         EXPRESSION_CASES.extend(mutated_cases(templates, arguments.mutations))
+    if arguments.random_expressions:
+        EXPRESSION_CASES.extend(random_expression_cases(arguments.random_expressions))
     output = {
         "generator": "scripts/make_template_fixtures.py",
         "jinja2_version": jinja2.__version__,

@@ -211,7 +211,10 @@ extension TemplateRenderer {
                 if (a % b != 0) && ((a < 0) != (b < 0)) { quotient -= 1 }
                 return .int(operation == .floorDivide ? quotient : a - quotient * b)
             case .power:
-                guard b >= 0 else { return .double(pow(Double(a), Double(b))) }
+                guard b >= 0 else {
+                    guard a != 0 else { throw location.runtimeError("0.0 cannot be raised to a negative power") }
+                    return .double(pow(Double(a), Double(b)))
+                }
                 var result = 1
                 for _ in 0..<b {
                     let (product, overflow) = result.multipliedReportingOverflow(by: a)
@@ -237,7 +240,9 @@ extension TemplateRenderer {
                 guard b != 0 else { throw location.runtimeError("float modulo") }
                 let remainder = a.truncatingRemainder(dividingBy: b)
                 return .double(remainder != 0 && (remainder < 0) != (b < 0) ? remainder + b : remainder)
-            case .power: return .double(pow(a, b))
+            case .power:
+                guard a != 0 || b >= 0 else { throw location.runtimeError("0.0 cannot be raised to a negative power") }
+                return .double(pow(a, b))
             default: throw typeError
             }
         }
@@ -251,6 +256,12 @@ extension TemplateRenderer {
                 throw location.runtimeError("string repetition result too large")
             }
             return .string(String(repeating: text, count: max(count, 0)))
+        case (.multiply, .tuple(let items), _), (.multiply, _, .tuple(let items)):
+            guard let count = (left.integerValue ?? right.integerValue) else { throw typeError }
+            guard count <= 0 || items.count <= TemplateRenderer.maximumOutputScalars / count else {
+                throw location.runtimeError("tuple repetition result too large")
+            }
+            return .tuple(Array([[JinjaValue]](repeating: items, count: max(count, 0)).joined()))
         case (.multiply, .array(let items), _), (.multiply, _, .array(let items)):
             guard let count = (left.integerValue ?? right.integerValue) else { throw typeError }
             guard count <= 0 || items.count <= TemplateRenderer.maximumOutputScalars / count else {
@@ -322,8 +333,12 @@ extension TemplateRenderer {
             return part.isEmpty || text.unicodeScalars.firstRange(of: part.unicodeScalars) != nil
         case .array(let items), .tuple(let items): return items.contains { $0.equals(needle) }
         case .dictionary(let dictionary):
+            guard JinjaDictionaryKey(needle) != nil else {
+                throw location.runtimeError("unhashable type: '\(needle.typeName)'")
+            }
             return dictionary.value(for: needle) != nil
-        case .iterator(let items): return items.contains { $0.equals(needle) }
+        case .iterator(let items), .view(_, let items): return items.contains { $0.equals(needle) }
+        case .failedIterator(let reason): throw location.runtimeError(reason)
         case .namespace(let namespace):
             guard case .string(let key) = needle else { return false }
             return namespace.attributes[key] != nil
@@ -335,7 +350,16 @@ extension TemplateRenderer {
     /// Python's printf-style `format % values` for `%s`, `%d`, `%i`, `%r`, `%f` and `%%`.
     func percentFormat(_ format: String, _ values: JinjaValue, _ location: TemplateSourceLocation) throws(ChatTemplateError) -> String {
         var arguments: [JinjaValue]
-        if case .tuple(let items) = values { arguments = items } else { arguments = [values] }
+        // Python treats a non-tuple argument with __getitem__ (list, dict) as a mapping: unused, it is
+        // not an error.
+        var usedAsMapping = false
+        switch values {
+        case .tuple(let items): arguments = items
+        case .array, .dictionary:
+            arguments = [values]
+            usedAsMapping = true
+        default: arguments = [values]
+        }
         var result = ""
         var iterator = format.makeIterator()
         while let character = iterator.next() {
@@ -369,7 +393,7 @@ extension TemplateRenderer {
                 throw location.runtimeError("unsupported format character '\(conversion)'")
             }
         }
-        guard arguments.isEmpty else {
+        guard arguments.isEmpty || usedAsMapping else {
             throw location.runtimeError("not all arguments converted during string formatting")
         }
         return result

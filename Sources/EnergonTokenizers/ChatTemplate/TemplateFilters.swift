@@ -33,6 +33,7 @@ extension TemplateRenderer {
             case .array(let items), .tuple(let items): return .int(items.count)
             case .dictionary(let dictionary): return .int(dictionary.count)
             case .namespace(let namespace): return .int(namespace.attributes.count)
+            case .view(_, let items): return .int(items.count)
             default: throw location.runtimeError("object of type '\(value.typeName)' has no len()")
             }
         case "default", "d":
@@ -52,8 +53,11 @@ extension TemplateRenderer {
         case "first":
             return try iterate(value, location).first ?? .undefined("No first item, sequence was empty.")
         case "last":
-            if case .undefined(let reason) = value { throw location.runtimeError(reason) }
-            if case .iterator = value { throw location.runtimeError("'generator' object is not reversible") }
+            if case .undefined = value { return .undefined("No last item, sequence was empty.") }
+            switch value {
+            case .iterator, .failedIterator: throw location.runtimeError("'generator' object is not reversible")
+            default: break
+            }
             return try iterate(value, location).last ?? .undefined("No last item, sequence was empty.")
         case "list": return .array(try iterate(value, location))
         case "reverse":
@@ -61,6 +65,7 @@ extension TemplateRenderer {
             if case .iterator(let items) = value { return .array(items.reversed()) }  // Python: list(value) reversed
             return .iterator(try iterate(value, location).reversed())
         case "int":
+            if case .undefined(let reason) = value { throw location.runtimeError(reason) }
             let fallback = arguments.value(0, "default") ?? .int(0)
             switch value {
             case .int, .bool: return .int(value.integerValue ?? 0)
@@ -77,6 +82,7 @@ extension TemplateRenderer {
             default: return fallback
             }
         case "float":
+            if case .undefined(let reason) = value { throw location.runtimeError(reason) }
             let fallback = arguments.value(0, "default") ?? .double(0)
             switch value {
             case .int, .bool, .double: return .double(value.numericValue ?? 0)
@@ -130,7 +136,7 @@ extension TemplateRenderer {
             switch value {
             case .undefined: return .iterator([])
             case .dictionary(let dictionary): return .iterator(dictionary.pairs.map { .tuple([$0.key, $0.value]) })
-            default: throw location.runtimeError("items filter expects a mapping, got \(value.typeName)")
+            default: return .failedIterator("Can only get item pairs from a mapping.")
             }
         case "dictsort":
             guard case .dictionary(let dictionary) = value else {
@@ -157,7 +163,10 @@ extension TemplateRenderer {
             let attribute = arguments.value(1, "attribute")
             var seen: [JinjaValue] = []  // unique is a generator in Jinja
             var result: [JinjaValue] = []
-            for item in try iterate(value, location) {
+            guard let source = try? iterate(value, location) else {
+                return .failedIterator("'\(value.typeName)' object is not iterable")
+            }
+            for item in source {
                 let key = caseInsensitiveKey(try attribute.map { path throws(ChatTemplateError) in try lookupPath(item, path, location) } ?? item,
                                              caseSensitive)
                 if !seen.contains(where: { $0.equals(key) }) {
@@ -173,15 +182,25 @@ extension TemplateRenderer {
             let count = arguments.value(2, "count")?.integerValue ?? -1
             return .string(pythonReplace(text(), old.string, new.string, count))
         case "indent":
+            // do_indent runs `s += "\n"`: only strings (and Markup) survive it.
+            switch rawValue {
+            case .string, .markup: break
+            case .undefined(let reason): throw location.runtimeError(reason)
+            default: throw location.runtimeError("unsupported operand type(s) for +=: '\(value.typeName)' and 'str'")
+            }
             let widthValue = arguments.value(0, "width") ?? .int(4)
             let prefix = widthValue.integerValue.map { String(repeating: " ", count: max($0, 0)) } ?? widthValue.string
             let first = arguments.value(1, "first")?.isTruthy ?? false
             let blank = arguments.value(2, "blank")?.isTruthy ?? false
             return .string(jinjaIndent(text(), prefix: prefix, first: first, blank: blank))
         case "map", "select", "reject", "selectattr", "rejectattr":
-            // Jinja's map/select/... are generators that yield nothing for a false input (`if value:`).
+            // Jinja's map/select/... are generators that yield nothing for a false input (`if value:`) and
+            // fail only when consumed.
             guard value.isTruthy else { return .iterator([]) }
-            return .iterator(try mapOrSelect(name, try iterate(value, location), arguments))
+            guard let items = try? iterate(value, location) else {
+                return .failedIterator("'\(value.typeName)' object is not iterable")
+            }
+            return .iterator(try mapOrSelect(name, items, arguments))
         case "attr":
             // Python getattr only: methods and namespace attributes, never dictionary keys.
             let attributeName = arguments.value(0, "name")?.string ?? ""
@@ -203,7 +222,15 @@ extension TemplateRenderer {
             }
             return best
         case "wordcount":
-            return .int(pythonSplit(text(), nil, -1, fromRight: false).count)
+            // len(re.findall(r"\w+", str(value)))
+            var count = 0
+            var inWord = false
+            for scalar in text().unicodeScalars {
+                let isWord = scalar == "_" || scalar.properties.isAlphabetic || scalar.properties.numericType != nil
+                if isWord && !inWord { count += 1 }
+                inWord = isWord
+            }
+            return .int(count)
         case "format":
             var formatArguments = arguments.positional
             if formatArguments.count == 1 { return .string(try percentFormat(text(), formatArguments.removeFirst(), location)) }
@@ -212,7 +239,9 @@ extension TemplateRenderer {
             guard let size = arguments.value(0, "linecount")?.integerValue, size > 0 else {
                 throw location.runtimeError("batch expects a positive size")
             }
-            let items = try iterate(value, location)
+            guard let items = try? iterate(value, location) else {
+                return .failedIterator("'\(value.typeName)' object is not iterable")
+            }
             return .iterator(stride(from: 0, to: items.count, by: size).map { .array(Array(items[$0..<min($0 + size, items.count)])) })
         default:
             throw location.runtimeError("filter `\(name)` is not supported")

@@ -19,9 +19,9 @@ extension TemplateRenderer {
 
     private func dictionaryMethod(_ dictionary: JinjaDictionary, _ name: String) -> JinjaValue? {
         switch name {
-        case "items": return bound(name) { _ in .array(dictionary.pairs.map { .tuple([$0.key, $0.value]) }) }
-        case "keys": return bound(name) { _ in .array(dictionary.keys) }
-        case "values": return bound(name) { _ in .array(dictionary.pairs.map(\.value)) }
+        case "items": return bound(name) { _ in .view("dict_items", dictionary.pairs.map { .tuple([$0.key, $0.value]) }) }
+        case "keys": return bound(name) { _ in .view("dict_keys", dictionary.keys) }
+        case "values": return bound(name) { _ in .view("dict_values", dictionary.pairs.map(\.value)) }
         case "get":
             return bound(name) { arguments throws(ChatTemplateError) in
                 guard let key = arguments.value(0, "key") else {

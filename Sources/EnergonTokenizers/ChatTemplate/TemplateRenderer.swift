@@ -130,7 +130,8 @@ final class TemplateRenderer {
         case .undefined: return []
         case .array(let items), .tuple(let items): return items
         case .dictionary(let dictionary): return dictionary.keys
-        case .iterator(let items): return items
+        case .iterator(let items), .view(_, let items): return items
+        case .failedIterator(let reason): throw location.runtimeError(reason)
         case .string(let text): return text.unicodeScalars.map { .string(String($0)) }
         default: throw location.runtimeError("'\(value.typeName)' object is not iterable")
         }

@@ -49,27 +49,24 @@ extension TemplateRenderer {
             return false
         case "iterable":
             switch value {
-            case .undefined, .string, .array, .tuple, .dictionary: return true
+            case .undefined, .string, .array, .tuple, .dictionary, .iterator, .failedIterator, .view: return true
             default: return false
             }
         case "sequence":
             switch value {
-            case .undefined, .string, .array, .tuple, .dictionary: return true
+            case .undefined, .string, .array, .tuple, .dictionary, .view: return true
             default: return false
             }
         case "callable":
-            if case .function = value { return true }
-            return false
+            switch value {
+            case .function, .undefined: return true  // Jinja's Undefined defines __call__ (it raises)
+            default: return false
+            }
         case "even", "odd", "divisibleby":
-            guard let number = value.integerValue else {
-                throw location.runtimeError("test `\(name)` expects an integer, got \(value.typeName)")
-            }
-            if name == "even" { return number % 2 == 0 }
-            if name == "odd" { return number % 2 != 0 }
-            guard let divisor = try argument().integerValue, divisor != 0 else {
-                throw location.runtimeError("divisibleby expects a non-zero integer")
-            }
-            return number % divisor == 0
+            // value % 2 == 0 (or == 1, or % num == 0) with Python's numeric semantics, floats included.
+            let divisor = name == "divisibleby" ? try argument() : .int(2)
+            let remainder = try arithmetic(.modulo, value, divisor, location)
+            return remainder.equals(.int(name == "odd" ? 1 : 0))
         case "eq", "equalto", "==": return value.equals(try argument())
         case "ne", "!=": return !value.equals(try argument())
         case "lt", "lessthan", "<": return try compare(.less, value, try argument(), location)
@@ -85,12 +82,11 @@ extension TemplateRenderer {
             case (.function(let a), .function(let b)): return a === b
             default: return false
             }
-        case "lower":
-            if case .string(let text) = value { return text.lowercased() == text }
-            return false
-        case "upper":
-            if case .string(let text) = value { return text.uppercased() == text }
-            return false
+        case "lower", "upper":
+            // str(value).islower() / .isupper(): some cased character, and all cased ones in that case.
+            let text = value.string
+            let hasCased = text.unicodeScalars.contains { $0.properties.isCased }
+            return hasCased && (name == "lower" ? text.lowercased() == text : text.uppercased() == text)
         case "filter": return jinjaFilterNames.contains(value.string)
         case "test": return jinjaTestNames.contains(value.string)
         case "escaped": return rawValue.isMarkup

@@ -130,6 +130,12 @@ enum JinjaValue {
     /// A one-pass Python iterator (what `map`, `select`, `items`, `unique`, ... return in Jinja): iterable,
     /// always true, without a length, not JSON-serializable.
     case iterator([JinjaValue])
+    /// A generator over a value that cannot be iterated (`2.5 | unique`): Jinja's filters are lazy, so
+    /// the error only surfaces when something consumes it.
+    case failedIterator(String)
+    /// A dictionary view (`dict_keys`, `dict_values`, `dict_items`) from `keys()`, `values()`, `items()`:
+    /// iterable, sized, true when non-empty, not JSON-serializable.
+    case view(String, [JinjaValue])
     case namespace(JinjaNamespace)
     case function(JinjaFunction)
 
@@ -171,7 +177,8 @@ enum JinjaValue {
         case .string(let text), .markup(let text): return !text.isEmpty
         case .array(let items), .tuple(let items): return !items.isEmpty
         case .dictionary(let dictionary): return dictionary.count > 0
-        case .namespace, .function, .iterator: return true
+        case .namespace, .function, .iterator, .failedIterator: return true
+        case .view(_, let items): return !items.isEmpty
         }
     }
 
@@ -188,7 +195,8 @@ enum JinjaValue {
         case .array: return "list"
         case .tuple: return "tuple"
         case .dictionary: return "dict"
-        case .iterator: return "generator"
+        case .iterator, .failedIterator: return "generator"
+        case .view(let kind, _): return kind
         case .namespace: return "Namespace"
         case .function: return "function"
         }
@@ -242,7 +250,8 @@ enum JinjaValue {
         case .namespace(let namespace):
             return "<Namespace " + JinjaValue.dictionary(namespace.attributes).representation + ">"
         case .function(let function): return "<function \(function.name)>"
-        case .iterator: return "<generator object>"
+        case .iterator, .failedIterator: return "<generator object>"
+        case .view(let kind, let items): return kind + "(" + JinjaValue.array(items).representation + ")"
         }
     }
 
