@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "EnergonCore", dependencies: ["CEnergonKernels", "COpenBLAS"]),
         .target(name: "EnergonCheckpoint", dependencies: ["EnergonCore"]),
         .target(name: "EnergonTokenizers", dependencies: ["EnergonCheckpoint"]),
-        .target(name: "EnergonDistributed", dependencies: ["EnergonCore"]),
+        .target(name: "EnergonDistributed", dependencies: ["EnergonCore", "CEnergonKernels"]),
         .target(name: "EnergonModels", dependencies: ["EnergonCore", "EnergonCheckpoint", "EnergonTokenizers", "EnergonDistributed"]),
         .target(name: "EnergonEngine", dependencies: ["EnergonCore", "EnergonModels", "EnergonTokenizers"]),
         .executableTarget(
@@ -49,6 +49,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "EnergonTokenizersTests", dependencies: ["EnergonTokenizers", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "EnergonDistributedTests", dependencies: ["EnergonDistributed"]),
         .testTarget(name: "EnergonModelsTests", dependencies: ["EnergonModels", "EnergonEngine", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
     ]

@@ -3,6 +3,11 @@
 # tokenizer.json fixtures and a few hand-written broken documents.
 #
 #   scripts/fuzz_tokenizer_json.sh [SECONDS]     (default 120)
+#
+# Findings (2026-11-28): 10 minutes, 191k runs, no crash and no sanitizer report; one slow unit
+# (10 s): a vocabulary id of 10,000,000 sized the token tables by it. Fixed: ids must be dense
+# (largest id < 2 x entries + 1024) and below 2^24, else a TokenizerError names the field. After
+# the fix: 7 minutes, 268k runs from the grown corpus, no crash, no slow unit, peak RSS 581 MB.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-120}

@@ -163,6 +163,29 @@ def save(name, arch, writer_fn, model, config, encoder=False):
     return case
 
 
+def bert_tokenizer_case(model, folder):
+    """A 128-entry WordPiece vocabulary saved next to the tiny BERT (tokenizer.json etc.), a
+    sentence, the ids transformers' tokenizer gives it, and the pooled embedding of those ids."""
+    from transformers import BertTokenizerFast
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "energon", "runs", "on", "cpu",
+             "a", "model", "of", "text", "embed", "##ding", "##s", "##ed", ",", ".", "!", "?"]
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + letters + ["##" + l for l in letters]
+    vocabulary += [f"[unused{i}]" for i in range(128 - len(vocabulary))]
+    vocab_path = os.path.join(folder, "vocab.txt")
+    with open(vocab_path, "w") as f:
+        f.write("\n".join(vocabulary) + "\n")
+    tokenizer = BertTokenizerFast(vocab={token: index for index, token in enumerate(vocabulary)}, do_lower_case=True)
+    tokenizer.save_pretrained(folder)
+    text = "The quick brown fox jumps over the lazy dog, embeddings on CPU!"
+    ids = tokenizer(text)["input_ids"]
+    with torch.no_grad():
+        hidden = model(torch.tensor([ids])).last_hidden_state[0]
+    pooled = torch.nn.functional.normalize(hidden.mean(0), dim=0).float().numpy()
+    pooled.astype("<f4").tofile(os.path.join(OUT, "tiny-bert.text.pooled.f32"))
+    return {"text": text, "textIDs": ids, "textPooled": "tiny-bert.text.pooled.f32"}
+
+
 def main():
     import transformers
     from transformers import (BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, OPTConfig, OPTForCausalLM)
@@ -194,7 +217,9 @@ def main():
     c._attn_implementation = "eager"
     m = BertModel(c, add_pooling_layer=False).float()
     randomize(m, 13)
-    cases.append(save("tiny-bert", "bert", write_bert, m, c, encoder=True))
+    case = save("tiny-bert", "bert", write_bert, m, c, encoder=True)
+    case.update(bert_tokenizer_case(m, os.path.join(OUT, "tiny-bert-hf")))
+    cases.append(case)
 
     with open(os.path.join(OUT, "models-extra.json"), "w") as f:
         json.dump({"transformers": transformers.__version__, "torch": torch.__version__, "cases": cases}, f, indent=1)

@@ -128,8 +128,54 @@ MM_AVX512 static inline mm512_super mm512_expand_k(uint32_t dtype, const uint8_t
         }
         break;
     }
+    case MM_Q2_K: case MM_Q3_K: {
+        // 2-bit values: qs[32n + l] holds weights 128n + 32s + l in bits 2s..2s+1, so the zmm of
+        // weights 64c.. is the 32 bytes of half n = c / 2, shifted by 2s for s = 2(c % 2), +1.
+        int three = dtype == MM_Q3_K;
+        const uint8_t *qs = block + (three ? 32 : 16);
+        __m512i hmask = three ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)block)) : _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            int n = c >> 1, s = 2 * (c & 1);
+            __m512i bits = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * n)));
+            __m512i shift = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * s)), _mm256_set1_epi16((short)(2 * s + 2)), 1);
+            __m512i values = _mm512_and_si512(_mm512_srlv_epi16(bits, shift), _mm512_set1_epi8(3));
+            if (three) {
+                // Bit 4n + s of hmask[l] is the third bit of weight 128n + 32s + l.
+                __m512i test = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (4 * n + s))),
+                                                  _mm256_set1_epi8((char)(1 << (4 * n + s + 1))), 1);
+                values = _mm512_mask_add_epi8(values, _mm512_test_epi8_mask(hmask, test), values, _mm512_set1_epi8(4));
+            }
+            super.u[c] = values;
+        }
+        if (three) {
+            // Sixteen 6-bit scales biased by 32 (see mm_k3_scale in the portable file).
+            // Low 4 bits: bytes 0..7, low nibbles then high nibbles; top 2 bits: byte 8 + j % 4,
+            // bits 2 (j / 4).
+            const uint8_t *packed = block + 96;
+            __m128i nibbles = _mm_loadl_epi64((const __m128i *)packed);
+            __m128i low = _mm_unpacklo_epi64(_mm_and_si128(nibbles, _mm_set1_epi8(0x0F)),
+                                             _mm_and_si128(_mm_srli_epi16(nibbles, 4), _mm_set1_epi8(0x0F)));
+            uint32_t word = mm_load_u32(packed + 8);
+            __m128i top = _mm_set_epi32((int)((word >> 6) & 0x03030303u), (int)((word >> 4) & 0x03030303u),
+                                        (int)((word >> 2) & 0x03030303u), (int)(word & 0x03030303u));
+            __m128i biased = _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16(top, 4)), _mm_set1_epi8(32));
+            float d = mm_half_to_float(mm_load_u16(block + 108));
+            super.scale = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(biased)),
+                                        _mm512_set1_ps(d));
+            super.offset = _mm512_mul_ps(super.scale, _mm512_set1_ps(-4.0f));
+        } else {
+            // Byte j of the 16 scale bytes: low nibble scales, high nibble mins sub-block j.
+            __m512i packed = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)block));
+            __m128 halves = _mm_cvtph_ps(_mm_cvtsi32_si128((int)mm_load_u32(block + 80)));  // d, dmin
+            super.scale = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(packed, _mm512_set1_epi32(0xF))),
+                                        _mm512_broadcastss_ps(halves));
+            super.offset = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(packed, 4)),
+                                         _mm512_set1_ps(-_mm_cvtss_f32(_mm_movehdup_ps(halves))));
+        }
+        break;
+    }
     default: {
-        // Q2_K, Q3_K: the shared scalar decoder.
+        // Anything else: the shared scalar decoder.
         uint8_t values[256];
         float sc[16], of[16];
         mm_expand_group(dtype, row, group, values, sc, of);

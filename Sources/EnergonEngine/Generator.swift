@@ -39,24 +39,38 @@ public struct GenerationResult: Sendable {
 /// This is the single-sequence loop behind `energon generate`, `perplexity` and `bench`; the
 /// `Engine` builds continuous batching on the same `DecoderRuntime`.
 public final class Generator: @unchecked Sendable {
-    public let loaded: LoadedModel
-    public let context: ComputeContext
-    public let cache: KVCache
-    let buffers = ActivationBuffers()
+    /// Runs the model (serially, or split over ranks).
+    public let runner: any ModelRunner
+    /// The model's tokenizer.
+    public let tokenizer: any Tokenizer
     /// Longest prompt chunk one forward pass takes.
     public var prefillChunk = 512
     /// Positions the cache can hold for the sequence.
     public let contextLength: Int
 
-    /// Creates a generator with a KV cache of `contextLength` positions (default: the model's, at most 4096).
-    public init(loaded: LoadedModel, context: ComputeContext, contextLength: Int? = nil, blockSize: Int = 16) {
-        self.loaded = loaded
-        self.context = context
+    /// The model's hyperparameters.
+    public var configuration: DecoderConfiguration { runner.configuration }
+
+    /// Creates a generator over `runner`.
+    public init(runner: any ModelRunner, tokenizer: any Tokenizer) {
+        self.runner = runner
+        self.tokenizer = tokenizer
+        contextLength = min(runner.configuration.contextLength, runner.blocks.blockCount * runner.blocks.blockSize)
+    }
+
+    /// Creates a serial generator with a KV cache of `contextLength` positions (default: the
+    /// model's, at most 4096).
+    public convenience init(loaded: LoadedModel, context: ComputeContext, contextLength: Int? = nil, blockSize: Int = 16) {
         let configuration = loaded.model.configuration
-        let length = max(1, min(contextLength ?? min(configuration.contextLength, 4096), configuration.contextLength))
-        self.contextLength = length
-        cache = KVCache(layers: loaded.model.layerRange.count, blockSize: blockSize,
-                        kvDimension: loaded.model.kvDimensionPerRank, blockCount: (length + blockSize - 1) / blockSize)
+        let length = Generator.cacheLength(configuration: configuration, requested: contextLength)
+        let runner = SerialRunner(model: loaded.model, context: context, blockSize: blockSize,
+                                  blockCount: (length + blockSize - 1) / blockSize)
+        self.init(runner: runner, tokenizer: loaded.tokenizer)
+    }
+
+    /// The cache length to allocate for a requested context (default: the model's, at most 4096).
+    public static func cacheLength(configuration: DecoderConfiguration, requested: Int?) -> Int {
+        max(1, min(requested ?? min(configuration.contextLength, 4096), configuration.contextLength))
     }
 
     /// Runs `tokens` through the model starting at `startPosition` of the sequence whose blocks
@@ -67,15 +81,15 @@ public final class Generator: @unchecked Sendable {
         guard startPosition + tokens.count <= contextLength else {
             throw ModelError.contextOverflow(needed: startPosition + tokens.count, limit: contextLength)
         }
-        try cache.ensureCapacity(&table, positions: startPosition + tokens.count)
+        try runner.blocks.ensureCapacity(&table, positions: startPosition + tokens.count)
         var batch = ForwardBatch(sequences: [(tokens: tokens, startPosition: startPosition, blockTable: table)])
         if let logitsFrom { batch.logitRows = Array(min(logitsFrom, tokens.count)..<tokens.count) }
-        return try DecoderRuntime.forward(loaded.model, batch: batch, cache: cache, buffers: buffers, context: context)
+        return try runner.forward(batch)
     }
 
     /// Frees the cache blocks of a sequence.
     public func release(_ table: inout [Int32]) {
-        cache.free(table)
+        runner.blocks.free(table)
         table.removeAll()
     }
 
@@ -92,11 +106,11 @@ public final class Generator: @unchecked Sendable {
                          onText: (String) -> Bool = { _ in true }) throws -> GenerationResult {
         try parameters.validate()
         guard !prompt.isEmpty else { throw ModelError.invalidValue(key: "prompt", value: "[]", reason: "the prompt has no tokens") }
-        let vocabulary = loaded.model.configuration.vocabularySize
+        let vocabulary = configuration.vocabularySize
         var table: [Int32] = []
-        defer { cache.free(table) }
+        defer { release(&table) }
         var sampler = Sampler(parameters: parameters, prompt: prompt)
-        var decoder = StreamingDecoder(tokenizer: loaded.tokenizer)
+        var decoder = StreamingDecoder(tokenizer: tokenizer)
         var result = GenerationResult(tokens: [], text: "", finishReason: .length, promptTokens: prompt.count,
                                       promptSeconds: 0, generationSeconds: 0)
         let promptStart = monotonicSeconds()
@@ -115,7 +129,7 @@ public final class Generator: @unchecked Sendable {
             let (token, _) = sampler.sample(logits: current, count: vocabulary)
             sampler.accept(token)
             result.tokens.append(token)
-            if !ignoreEOS && loaded.tokenizer.eosTokenIDs.contains(token) {
+            if !ignoreEOS && tokenizer.eosTokenIDs.contains(token) {
                 result.finishReason = .stop
                 break
             }

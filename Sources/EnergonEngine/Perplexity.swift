@@ -34,8 +34,8 @@ public enum Perplexity {
             throw ModelError.invalidValue(key: "context", value: String(context),
                                           reason: "the text has \(tokens.count) tokens, fewer than one chunk")
         }
-        let tokenizer = generator.loaded.tokenizer
-        let vocabulary = generator.loaded.model.configuration.vocabularySize
+        let tokenizer = generator.tokenizer
+        let vocabulary = generator.configuration.vocabularySize
         let first = context / 2
         var negativeLogLikelihood = 0.0
         var scored = 0

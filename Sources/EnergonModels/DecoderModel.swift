@@ -28,14 +28,21 @@ public enum DecoderRuntime {
     /// Runs `batch` through `model`. Returns logits `[batch.logitRows.count, vocabularySize]` on
     /// the last stage (valid until the next call with the same `buffers`), and `nil` elsewhere,
     /// where `hidden` holds the activations to pass to the next stage.
+    /// - Parameter incoming: on a stage after the first, the previous stage's activations
+    ///   (`[tokens, hidden]`, packed like `batch`).
     @discardableResult
     public static func forward(_ model: any DecoderModel, batch: ForwardBatch, cache: KVCache,
                                buffers: ActivationBuffers, context: ComputeContext,
-                               parallel: ParallelContext = .serial) throws -> UnsafeMutablePointer<Float>? {
+                               parallel: ParallelContext = .serial,
+                               incoming: UnsafePointer<Float>? = nil) throws -> UnsafeMutablePointer<Float>? {
         let configuration = model.configuration
         let tokens = batch.totalTokens
         let hidden = buffers.buffer(.hidden, count: tokens * configuration.hiddenSize)  // [tokens, hidden]
-        if parallel.isFirstStage { try model.embed(batch.tokens, into: hidden, context: context) }
+        if parallel.isFirstStage {
+            try model.embed(batch.tokens, into: hidden, context: context)
+        } else if let incoming {
+            hidden.update(from: incoming, count: tokens * configuration.hiddenSize)
+        }
         for layer in model.layerRange {
             try model.block(layer, hidden: hidden, batch: batch, cache: cache, cacheLayer: layer - model.layerRange.lowerBound,
                             buffers: buffers, context: context)

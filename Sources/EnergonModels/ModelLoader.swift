@@ -4,37 +4,39 @@ import EnergonDistributed
 import EnergonTokenizers
 import Foundation
 
-/// A model opened from a checkpoint, with its tokenizer and chat template.
-public final class LoadedModel: @unchecked Sendable {
-    /// The network (this worker's share of it).
-    public let model: any DecoderModel
+/// An opened checkpoint (a `.gguf` file or a Hugging Face folder): its configuration, tokenizer
+/// and chat template, and fresh `WeightSource`s for the ranks that build shards of it.
+public final class Checkpoint: @unchecked Sendable {
+    /// The file or folder.
+    public let path: String
+    /// The model's hyperparameters.
+    public let configuration: DecoderConfiguration
     /// The tokenizer the checkpoint carries.
     public let tokenizer: any Tokenizer
     /// The chat template the checkpoint carries, if any (Jinja source).
     public let chatTemplate: String?
-    /// The file or folder the model came from.
-    public let path: String
-    /// Bytes of weights this worker maps.
+    /// Bytes of all weights in the checkpoint.
     public let weightBytes: Int
+    private let makeWeights: @Sendable () -> WeightSource
 
-    init(model: any DecoderModel, tokenizer: any Tokenizer, chatTemplate: String?, path: String, weightBytes: Int) {
-        self.model = model
+    private init(path: String, configuration: DecoderConfiguration, tokenizer: any Tokenizer, chatTemplate: String?,
+                 weightBytes: Int, makeWeights: @escaping @Sendable () -> WeightSource) {
+        self.path = path
+        self.configuration = configuration
         self.tokenizer = tokenizer
         self.chatTemplate = chatTemplate
-        self.path = path
         self.weightBytes = weightBytes
+        self.makeWeights = makeWeights
     }
 
-    /// Opens a `.gguf` file or a Hugging Face folder (`config.json`, `*.safetensors`,
-    /// `tokenizer.json`), reads its configuration and tokenizer, and builds the model.
-    /// - Parameters:
-    ///   - path: a `.gguf` file or a Hugging Face folder.
-    ///   - parallel: where this worker sits in the tp × pp grid.
-    ///   - layers: the blocks this worker holds (`nil` = all).
-    public static func load(path: String, parallel: ParallelContext = .serial, layers: Range<Int>? = nil) throws -> LoadedModel {
+    /// A fresh weight source (each rank keeps its own accounting of what it used).
+    public func weights() -> WeightSource { makeWeights() }
+
+    /// Opens a `.gguf` file or a Hugging Face folder (`config.json`, `*.safetensors`, `tokenizer.json`).
+    public static func open(path: String) throws -> Checkpoint {
         var isFolder: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
-            return try loadHuggingFace(folder: path, parallel: parallel, layers: layers)
+            return try openHuggingFace(folder: path)
         }
         let file = try GGUFFile(path: path)
         guard let architecture = file.architecture else {
@@ -45,24 +47,22 @@ public final class LoadedModel: @unchecked Sendable {
         }
         let configuration = try ModelRegistry.configuration(architecture: architecture, metadata: file.metadata,
                                                             vocabularySize: embedding.shape[0], source: path)
-        let weights = WeightSource(gguf: file)
-        let model = try ModelRegistry.build(configuration: configuration, weights: weights, parallel: parallel, layers: layers)
         let tokenizer = try TokenizerLoader.load(gguf: file)
-        return LoadedModel(model: model, tokenizer: tokenizer,
-                           chatTemplate: file.metadata["tokenizer.chat_template"]?.string,
-                           path: path, weightBytes: file.totalTensorBytes)
+        return Checkpoint(path: path, configuration: configuration, tokenizer: tokenizer,
+                          chatTemplate: file.metadata["tokenizer.chat_template"]?.string,
+                          weightBytes: file.totalTensorBytes, makeWeights: { WeightSource(gguf: file) })
     }
 
-    private static func loadHuggingFace(folder: String, parallel: ParallelContext, layers: Range<Int>?) throws -> LoadedModel {
+    private static func openHuggingFace(folder: String) throws -> Checkpoint {
         let configurationPath = folder + "/config.json"
         let hfConfiguration = try ModelConfiguration(huggingFaceConfigAt: configurationPath)
         let configuration = try ModelRegistry.configuration(huggingFace: hfConfiguration, source: configurationPath)
         let store = try SafetensorsFolder(path: folder)
-        let weights = WeightSource(huggingFace: store, configuration: hfConfiguration)
-        let model = try ModelRegistry.build(configuration: configuration, weights: weights, parallel: parallel, layers: layers)
         let tokenizer = try TokenizerLoader.load(folder: folder)
-        return LoadedModel(model: model, tokenizer: tokenizer, chatTemplate: chatTemplate(folder: folder),
-                           path: folder, weightBytes: store.storedTensors.reduce(0) { $0 + $1.byteCount })
+        return Checkpoint(path: folder, configuration: configuration, tokenizer: tokenizer,
+                          chatTemplate: chatTemplate(folder: folder),
+                          weightBytes: store.storedTensors.reduce(0) { $0 + $1.byteCount },
+                          makeWeights: { WeightSource(huggingFace: store, configuration: hfConfiguration) })
     }
 
     /// The chat template of a Hugging Face folder: `chat_template.jinja`, else the
@@ -72,5 +72,60 @@ public final class LoadedModel: @unchecked Sendable {
         guard let data = FileManager.default.contents(atPath: folder + "/tokenizer_config.json"),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
         return object["chat_template"] as? String
+    }
+
+    /// Builds a runner for a tp × pp grid: the serial runner at 1 × 1, else thread ranks of
+    /// this process.
+    /// - Parameters:
+    ///   - threadsPerRank: compute threads of each rank.
+    ///   - contextLength: positions the KV cache holds (default: the model's, at most 4096).
+    public func makeRunner(tensorParallel: Int = 1, pipelineStages: Int = 1, layersPerStage: [Int]? = nil,
+                           threadsPerRank: Int, isa: ISA = .best, contextLength: Int? = nil,
+                           blockSize: Int = 16) throws -> any ModelRunner {
+        let length = max(1, min(contextLength ?? min(configuration.contextLength, 4096), configuration.contextLength))
+        let blockCount = (length + blockSize - 1) / blockSize
+        if tensorParallel == 1 && pipelineStages == 1 {
+            let model = try ModelRegistry.build(configuration: configuration, weights: weights())
+            return SerialRunner(model: model, context: ComputeContext(threads: threadsPerRank, isa: isa),
+                                blockSize: blockSize, blockCount: blockCount)
+        }
+        let grid = try ParallelGrid(configuration: configuration, tensorParallel: tensorParallel,
+                                    pipelineStages: pipelineStages, layersPerStage: layersPerStage)
+        return try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: threadsPerRank,
+                                       weights: { self.weights() }, blockSize: blockSize, blockCount: blockCount)
+    }
+}
+
+/// A model opened from a checkpoint and built whole (one worker), with its tokenizer.
+public final class LoadedModel: @unchecked Sendable {
+    /// The network (this worker's share of it).
+    public let model: any DecoderModel
+    /// The tokenizer the checkpoint carries.
+    public let tokenizer: any Tokenizer
+    /// The chat template the checkpoint carries, if any (Jinja source).
+    public let chatTemplate: String?
+    /// The file or folder the model came from.
+    public let path: String
+    /// Bytes of weights in the checkpoint.
+    public let weightBytes: Int
+
+    init(model: any DecoderModel, checkpoint: Checkpoint) {
+        self.model = model
+        tokenizer = checkpoint.tokenizer
+        chatTemplate = checkpoint.chatTemplate
+        path = checkpoint.path
+        weightBytes = checkpoint.weightBytes
+    }
+
+    /// Opens a `.gguf` file or a Hugging Face folder and builds the model.
+    /// - Parameters:
+    ///   - path: a `.gguf` file or a Hugging Face folder.
+    ///   - parallel: where this worker sits in the tp × pp grid.
+    ///   - layers: the blocks this worker holds (`nil` = all).
+    public static func load(path: String, parallel: ParallelContext = .serial, layers: Range<Int>? = nil) throws -> LoadedModel {
+        let checkpoint = try Checkpoint.open(path: path)
+        let model = try ModelRegistry.build(configuration: checkpoint.configuration, weights: checkpoint.weights(),
+                                            parallel: parallel, layers: layers)
+        return LoadedModel(model: model, checkpoint: checkpoint)
     }
 }

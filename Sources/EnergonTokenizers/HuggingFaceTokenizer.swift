@@ -88,6 +88,10 @@ public struct HuggingFaceTokenizer: Tokenizer {
         }
         let count = (idToText.keys.max() ?? -1) + 1
         guard count > 0 else { throw modelNode["vocab"].error("is empty") }
+        // Real vocabularies number their tokens densely; a far-out id would only inflate the tables.
+        guard count <= idToText.count * 2 + 1024 else {
+            throw modelNode["vocab"].error("has token id \(count - 1) for only \(idToText.count) tokens")
+        }
         var texts = [String](repeating: "", count: count)
         var table = ByteStringTable(capacity: count)
         for (id, text) in idToText.sorted(by: { $0.key < $1.key }) {

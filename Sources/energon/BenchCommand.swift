@@ -37,11 +37,10 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (loaded, _) = try options.load()
         let length = depth + max(promptTokens, genTokens) + 1
-        let generator = Generator(loaded: loaded, context: options.makeContext(), contextLength: length)
+        let (generator, _, _) = try options.makeGenerator(contextLength: length)
         generator.prefillChunk = max(512, promptTokens)
-        let vocabulary = Int32(loaded.model.configuration.vocabularySize)
+        let vocabulary = Int32(generator.configuration.vocabularySize)
         var random = SplitMix64(seed: 42)
         func randomTokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32.random(in: 0..<vocabulary, using: &random) } }
 
@@ -103,7 +102,7 @@ struct BenchCommand: ParsableCommand {
         if json {
             let object: [String: Any] = [
                 "model": name, "threads": options.threads, "prompt_tokens": promptTokens, "gen_tokens": genTokens,
-                "depth": depth, "repetitions": repetitions, "isa": options.makeContextISA(),
+                "depth": depth, "repetitions": repetitions, "isa": options.makeContextISA(), "tp": options.tp, "pp": options.pp,
                 "prompt_tokens_per_second": pp.mean, "prompt_tokens_per_second_stddev": pp.deviation,
                 "generation_tokens_per_second": tg.mean, "generation_tokens_per_second_stddev": tg.deviation,
             ]

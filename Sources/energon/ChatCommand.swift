@@ -47,23 +47,22 @@ struct ChatCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (loaded, _) = try options.load()
+        let (generator, checkpoint, _) = try options.makeGenerator()
         let source: String
         if let chatTemplate {
             guard let text = try? String(contentsOfFile: chatTemplate, encoding: .utf8) else {
                 throw ValidationError("cannot read --chat-template \(chatTemplate)")
             }
             source = text
-        } else if let embedded = loaded.chatTemplate {
+        } else if let embedded = checkpoint.chatTemplate {
             source = embedded
         } else {
             throw ValidationError("\(options.model) has no chat template; pass --chat-template FILE")
         }
         let template = try ChatTemplate(source: source)
-        let tokenizer = loaded.tokenizer
+        let tokenizer = checkpoint.tokenizer
         let bosText = tokenizer.bosTokenID.flatMap(tokenizer.tokenText) ?? ""
         let eosText = tokenizer.eosTokenIDs.sorted().first.flatMap(tokenizer.tokenText) ?? ""
-        let generator = Generator(loaded: loaded, context: options.makeContext())
         var messages: [ChatMessage] = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
         var turn = 0
         let interactive = isatty(STDIN_FILENO) != 0

@@ -1,6 +1,8 @@
 import ArgumentParser
 import EnergonCore
+import EnergonEngine
 import EnergonModels
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -11,31 +13,56 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "A .gguf file (or a Hugging Face folder).")
     var model: String
 
-    @Option(name: .long, help: "Compute threads (per rank).")
+    @Option(name: .long, help: "Compute threads per rank.")
     var threads: Int = defaultThreadCount()
 
     @Option(name: .long, help: "Kernel level: portable, avx2 or avx512 (default: the best this CPU has).")
     var isa: String?
 
+    @Option(name: .long, help: "Tensor-parallel ranks (each layer split across them).")
+    var tp: Int = 1
+
+    @Option(name: .long, help: "Pipeline stages (layers split across them).")
+    var pp: Int = 1
+
+    @Option(name: .long, help: "Layers per pipeline stage, comma-separated (default: balanced by cost).")
+    var stageLayers: String?
+
     func validate() throws {
         guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
         if let isa, ISA(name: isa) == nil { throw ValidationError("--isa must be portable, avx2 or avx512, got \(isa)") }
+        guard tp >= 1 && tp <= 256 else { throw ValidationError("--tp must be between 1 and 256, got \(tp)") }
+        guard pp >= 1 && pp <= 256 else { throw ValidationError("--pp must be between 1 and 256, got \(pp)") }
+        if let stageLayers, parsedStageLayers == nil {
+            throw ValidationError("--stage-layers must be comma-separated positive integers, got \(stageLayers)")
+        }
     }
 
-    /// The compute context these options ask for.
-    func makeContext() -> ComputeContext {
-        ComputeContext(threads: threads, isa: isa.flatMap(ISA.init(name:)) ?? .best)
+    var parsedStageLayers: [Int]? {
+        guard let stageLayers else { return nil }
+        let parts = stageLayers.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+        return parts.compactMap { $0 }
     }
 
-    /// Opens the model, showing a status line on a terminal.
-    func load() throws -> (LoadedModel, seconds: Double) {
+    /// Opens the checkpoint and builds a runner for the requested tp × pp grid.
+    func makeGenerator(contextLength: Int? = nil) throws -> (Generator, Checkpoint, seconds: Double) {
         let start = monotonicClock()
         let interactive = isatty(STDERR_FILENO) != 0
         if interactive { printError("loading \(model)…", terminator: "") }
-        let loaded = try LoadedModel.load(path: model)
+        let checkpoint = try Checkpoint.open(path: model)
+        let runner: any ModelRunner
+        do {
+            runner = try checkpoint.makeRunner(tensorParallel: tp, pipelineStages: pp, layersPerStage: parsedStageLayers,
+                                               threadsPerRank: threads, isa: isa.flatMap(ISA.init(name:)) ?? .best,
+                                               contextLength: contextLength)
+        } catch let error as ParallelGridError {
+            throw ValidationError("\(error)")
+        }
         if interactive { printError("\r\u{1B}[K", terminator: "") }
-        return (loaded, monotonicClock() - start)
+        return (Generator(runner: runner, tokenizer: checkpoint.tokenizer), checkpoint, monotonicClock() - start)
     }
+
 }
 
 /// Physical cores are what compute scales with; use every online CPU by default.

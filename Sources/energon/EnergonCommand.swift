@@ -27,8 +27,12 @@ struct Energon: ParsableCommand {
                 print(fullMessage(for: error))
                 Glibc.exit(0)
             }
-            printError("error: \(fullMessage(for: error))")
-            Glibc.exit(code == .validationFailure || error is ValidationError ? 2 : 1)
+            if let validation = error as? ValidationError {
+                printError("error: \(validation.message)")  // a flag value the model cannot use
+                Glibc.exit(2)
+            }
+            printError(fullMessage(for: error))
+            Glibc.exit(code == .validationFailure ? 2 : 1)
         }
     }
 }

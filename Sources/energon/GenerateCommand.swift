@@ -60,9 +60,8 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (loaded, loadSeconds) = try options.load()
-        let generator = Generator(loaded: loaded, context: options.makeContext())
-        let ids = loaded.tokenizer.encode(prompt, addSpecialTokens: true, parseSpecialTokens: !noSpecial)
+        let (generator, _, loadSeconds) = try options.makeGenerator()
+        let ids = generator.tokenizer.encode(prompt, addSpecialTokens: true, parseSpecialTokens: !noSpecial)
         let result = try generator.generate(prompt: ids, parameters: sampling, maxTokens: maxTokens, stopStrings: stop) { text in
             writeOutput(text)
             return true

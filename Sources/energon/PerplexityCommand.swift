@@ -35,9 +35,8 @@ struct PerplexityCommand: ParsableCommand {
             throw ValidationError("cannot read --file \(file)")
         }
         guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("--file \(file) is not UTF-8 text") }
-        let (loaded, _) = try options.load()
-        let generator = Generator(loaded: loaded, context: options.makeContext(), contextLength: context)
-        let tokens = loaded.tokenizer.encode(text, addSpecialTokens: false, parseSpecialTokens: false)
+        let (generator, _, _) = try options.makeGenerator(contextLength: context)
+        let tokens = generator.tokenizer.encode(text, addSpecialTokens: false, parseSpecialTokens: false)
         let start = monotonicClock()
         var line = ""
         let (perplexity, scored) = try Perplexity.compute(generator: generator, tokens: tokens, context: context,

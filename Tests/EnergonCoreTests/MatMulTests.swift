@@ -124,13 +124,18 @@ struct MatMulTests {
         }
     }
 
-    @Test("computeMany equals compute for each weight", arguments: [DType.q4_1, .q8_0, .f16, .q6_K])
-    func computeManyEqualsCompute(dtype: DType) {
-        var generator = SeededGenerator(state: 0xC0FFEE + UInt64(dtype.rawValue))
+    /// Weight sets sharing one input: one format each, and a mix (Gemma 3 files mix Q4_K, Q6_K,
+    /// Q5_0 and Q8_0 within a layer; float and quantized weights need different inputs).
+    static let manyFormats: [[DType]] = [[.q4_1, .q4_1, .q4_1], [.q8_0, .q8_0, .q8_0], [.f16, .f16, .f16],
+                                         [.q6_K, .q6_K, .q6_K], [.q4_K, .q6_K, .q5_0], [.f32, .q8_0, .bf16]]
+
+    @Test("computeMany equals compute for each weight", arguments: manyFormats)
+    func computeManyEqualsCompute(formats: [DType]) {
+        var generator = SeededGenerator(state: 0xC0FFEE + UInt64(formats.map(\.rawValue).reduce(0, +)))
         let inputs = 512
         let outs = [64, 33, 129]
         for tokens in [1, 3, 17] {
-            let weights = outs.map { randomWeight(dtype, out: $0, inputs: inputs, generator: &generator) }
+            let weights = zip(formats, outs).map { randomWeight($0, out: $1, inputs: inputs, generator: &generator) }
             let input = (0..<(tokens * inputs)).map { _ in Float.random(in: -1...1, using: &generator) }
             for isa in ISA.available {
                 let context = ComputeContext(threads: 3, isa: isa)
@@ -156,7 +161,7 @@ struct MatMulTests {
                     }
                     buffers.removeAll()
                 }
-                #expect(separate == together, "\(dtype) tokens \(tokens) isa \(isa)")
+                #expect(separate == together, "\(formats) tokens \(tokens) isa \(isa)")
             }
         }
     }
@@ -196,5 +201,8 @@ struct MatMulTests {
     func supportedFormats() {
         for dtype in allFormats { #expect(MatMul.supports(dtype)) }
         for dtype in [DType.q8_1, .q8_K, .i8, .i16, .i32, .i64, .f64] { #expect(!MatMul.supports(dtype)) }
+        #expect(MatMul.supports(.q4_K, inputs: 512) && !MatMul.supports(.q4_K, inputs: 576))
+        #expect(MatMul.supports(.q4_1, inputs: 576) && !MatMul.supports(.q4_1, inputs: 100))
+        #expect(MatMul.supports(.f16, inputs: 37) && !MatMul.supports(.i8, inputs: 32))
     }
 }

@@ -1,7 +1,9 @@
 import EnergonCheckpoint
 import EnergonCore
+import EnergonDistributed
 import EnergonModels
 import Foundation
+import Synchronization
 import Testing
 
 /// Tiny random GPT-2, OPT and BERT models, loaded from a GGUF file and from a Hugging Face
@@ -22,6 +24,9 @@ import Testing
         let prefixLength: Int?
         let prefixExpected: String?
         let pooled: String?
+        let text: String?
+        let textIDs: [Int32]?
+        let textPooled: String?
         var testDescription: String { name }
     }
 
@@ -201,6 +206,96 @@ import Testing
         }
         #expect(throws: ModelError.self) {
             try model.encode(tokens: [1, 2], typeIDs: [0, 2], context: context)
+        }
+    }
+}
+
+extension TinyArchitectureTests {
+    @Test("encoder: loaded with its tokenizer, a text's embedding matches transformers", arguments: encoderCases)
+    func loadedEncoderEmbedsText(_ testCase: Case) throws {
+        let text = try #require(testCase.text)
+        let folder = Self.fixtures.appendingPathComponent(testCase.huggingFace).path
+        let encoder = try LoadedEncoder.load(path: folder)
+        #expect(encoder.tokenizer.encode(text, addSpecialTokens: true) == testCase.textIDs)
+        let expected = try Self.floats(try #require(testCase.textPooled))
+        let embeddings = try encoder.embed([text, "the lazy dog"], context: ComputeContext(threads: 2))
+        #expect(embeddings.count == 2)
+        embeddings[0].withUnsafeBufferPointer {
+            #expect(relativeError($0.baseAddress!, expected[...]) <= 1e-4)  // invariant: hiddenSize > 0
+        }
+        let norm = embeddings[1].reduce(0) { $0 + $1 * $1 }.squareRoot()
+        #expect(abs(norm - 1) <= 1e-5)
+        let tooLong = Array(repeating: "fox", count: encoder.model.configuration.contextLength).joined(separator: " ")
+        #expect(throws: ModelError.self) { try encoder.embed([tooLong], context: ComputeContext(threads: 1)) }
+    }
+}
+
+/// Runs `body(rank)` for `size` tensor-parallel ranks of one `LocalCommunicator`, each on its
+/// own thread, and returns each rank's result.
+func runRanks<Result: Sendable>(size: Int, _ body: @escaping @Sendable (any ProcessGroup) throws -> Result) throws -> [Result] {
+    let communicator = LocalCommunicator(size: size, timeout: 60)
+    let results = Mutex<[Int: Swift.Result<Result, any Error>]>([:])
+    let done = DispatchSemaphore(value: 0)
+    for rank in 0..<size {
+        let thread = Thread {
+            let outcome = Swift.Result { try body(communicator.group(rank: rank)) }
+            results.withLock { $0[rank] = outcome }
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+    for _ in 0..<size { done.wait() }
+    let collected = results.withLock { $0 }
+    return try (0..<size).map { try collected[$0]!.get() }  // invariant: every rank stored a result
+}
+
+/// GPT-2 (fused q/k/v cut per rank), OPT and BERT split over tensor-parallel ranks (and the
+/// decoders over pipeline stages) must give what transformers gives.
+@Suite struct TinyArchitectureParallelTests {
+    static let grids: [(Int, Int)] = [(2, 1), (4, 1), (1, 2), (2, 2), (4, 2)]
+
+    @Test("decoder: tp × pp thread ranks match transformers", arguments: TinyArchitectureTests.decoderCases)
+    func decoderParallel(_ testCase: TinyArchitectureTests.Case) throws {
+        let expected = try TinyArchitectureTests.floats(testCase.expected)
+        let vocabulary = testCase.columns
+        let (configuration, _) = try TinyArchitectureTests.open(testCase, .gguf)
+        for (tp, pp) in Self.grids {
+            let grid = try ParallelGrid(configuration: configuration, tensorParallel: tp, pipelineStages: pp)
+            let runner = try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: 1,
+                                                 weights: { try TinyArchitectureTests.open(testCase, .gguf).1 },
+                                                 blockSize: 4, blockCount: 8)
+            var table: [Int32] = []
+            try runner.blocks.ensureCapacity(&table, positions: 5)
+            var batch = ForwardBatch(sequences: [(tokens: Array(testCase.tokens[..<5]), startPosition: 0, blockTable: table)])
+            batch.logitRows = Array(0..<5)
+            let prefill = try #require(try runner.forward(batch))
+            #expect(TinyArchitectureTests().relativeError(prefill, expected[0..<(5 * vocabulary)]) <= 1e-4, "tp \(tp) pp \(pp) prefill")
+            for position in 5..<testCase.tokens.count {
+                try runner.blocks.ensureCapacity(&table, positions: position + 1)
+                let step = ForwardBatch(sequences: [(tokens: [testCase.tokens[position]], startPosition: position, blockTable: table)])
+                let row = try #require(try runner.forward(step))
+                #expect(TinyArchitectureTests().relativeError(row, expected[(position * vocabulary)..<((position + 1) * vocabulary)]) <= 1e-4,
+                        "tp \(tp) pp \(pp) position \(position)")
+            }
+        }
+    }
+
+    @Test("encoder: tensor-parallel thread ranks match transformers", arguments: TinyArchitectureTests.encoderCases)
+    func encoderTensorParallel(_ testCase: TinyArchitectureTests.Case) throws {
+        let expected = try TinyArchitectureTests.floats(testCase.expected)
+        for tp in [2, 4] {
+            let perRank = try runRanks(size: tp) { group -> [Float] in
+                let (configuration, weights) = try TinyArchitectureTests.open(testCase, .huggingFace)
+                let model = try ModelRegistry.buildEncoder(configuration: configuration, weights: weights,
+                                                           parallel: ParallelContext(tensorGroup: group))
+                return try model.encode(tokens: testCase.tokens, typeIDs: testCase.typeIDs, context: ComputeContext(threads: 1))
+            }
+            for (rank, hidden) in perRank.enumerated() {
+                hidden.withUnsafeBufferPointer {
+                    #expect(TinyArchitectureTests().relativeError($0.baseAddress!, expected[...]) <= 1e-4, "tp \(tp) rank \(rank)")  // invariant: non-empty
+                }
+            }
         }
     }
 }

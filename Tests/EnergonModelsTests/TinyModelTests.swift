@@ -40,7 +40,7 @@ import Testing
     }
 
     /// max |a - b| / max |b| over the rows compared.
-    func relativeError(_ actual: UnsafePointer<Float>, _ expected: ArraySlice<Float>) -> Float {
+    static func relativeError(_ actual: UnsafePointer<Float>, _ expected: ArraySlice<Float>) -> Float {
         var difference: Float = 0, scale: Float = 0
         for (i, value) in expected.enumerated() {
             difference = max(difference, abs(actual[i] - value))
@@ -60,7 +60,7 @@ import Testing
             batch.logitRows = Array(0..<testCase.tokens.count)
             let buffers = ActivationBuffers()  // the returned logits live in these buffers
             let logits = try #require(try DecoderRuntime.forward(model, batch: batch, cache: cache, buffers: buffers, context: context))
-            #expect(relativeError(logits, expected[...]) <= 1e-4, "threads \(threads)")
+            #expect(Self.relativeError(logits, expected[...]) <= 1e-4, "threads \(threads)")
             withExtendedLifetime(buffers) {}
             cache.free(table)
             table.removeAll()
@@ -80,11 +80,11 @@ import Testing
             let prompt = Array(testCase.tokens[..<split])
             let first = ForwardBatch(sequences: [(tokens: prompt, startPosition: 0, blockTable: table)])
             let logits = try #require(try DecoderRuntime.forward(model, batch: first, cache: cache, buffers: buffers, context: context))
-            #expect(relativeError(logits, expected[((split - 1) * vocabulary)..<(split * vocabulary)]) <= 1e-4, "\(isa) prefill")
+            #expect(Self.relativeError(logits, expected[((split - 1) * vocabulary)..<(split * vocabulary)]) <= 1e-4, "\(isa) prefill")
             for position in split..<testCase.tokens.count {
                 let step = ForwardBatch(sequences: [(tokens: [testCase.tokens[position]], startPosition: position, blockTable: table)])
                 let row = try #require(try DecoderRuntime.forward(model, batch: step, cache: cache, buffers: buffers, context: context))
-                #expect(relativeError(row, expected[(position * vocabulary)..<((position + 1) * vocabulary)]) <= 1e-4,
+                #expect(Self.relativeError(row, expected[(position * vocabulary)..<((position + 1) * vocabulary)]) <= 1e-4,
                         "\(isa) position \(position)")
             }
             cache.free(table)
@@ -108,7 +108,7 @@ import Testing
         let buffers = ActivationBuffers()  // the returned logits live in these buffers
         let logits = try #require(try DecoderRuntime.forward(model, batch: batch, cache: cache, buffers: buffers,
                                                              context: ComputeContext(threads: 2)))
-        #expect(relativeError(logits, expected[...]) <= 1e-4)
+        #expect(Self.relativeError(logits, expected[...]) <= 1e-4)
         withExtendedLifetime(buffers) {}
     }
 
@@ -129,7 +129,7 @@ import Testing
         let buffers = ActivationBuffers()  // the returned logits live in these buffers
         let logits = try #require(try DecoderRuntime.forward(model, batch: batch, cache: cache, buffers: buffers, context: context))
         for (i, length) in lengths.enumerated() {
-            #expect(relativeError(logits + i * vocabulary, expected[((length - 1) * vocabulary)..<(length * vocabulary)]) <= 1e-4,
+            #expect(Self.relativeError(logits + i * vocabulary, expected[((length - 1) * vocabulary)..<(length * vocabulary)]) <= 1e-4,
                     "sequence \(i) of length \(length)")
         }
         withExtendedLifetime(buffers) {}

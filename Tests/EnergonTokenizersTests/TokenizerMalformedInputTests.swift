@@ -99,6 +99,8 @@ import Testing
          "`model.unk_token` names `[UNK]`, which is not in the vocabulary"),
         ("absurd token id", #"{"model": {"type": "BPE", "vocab": {"a": 4000000000}, "merges": []}}"#,
          "`model.vocab` maps `a` to something other than a token id"),
+        ("sparse token ids", #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 9000000}, "merges": []}}"#,
+         "`model.vocab` has token id 9000000 for only 2 tokens"),
         ("absurd added token id", #"{"added_tokens": [{"id": 99999999, "content": "x"}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}"#,
          "`added_tokens[0].id` is out of range"),
         ("added token id not an integer", #"{"added_tokens": [{"id": "1", "content": "x"}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}"#,

@@ -41,6 +41,13 @@ public enum MatMul {
         energon_matmul_supports(dtype.rawValue) != 0
     }
 
+    /// Whether a `[out, inputs]` weight of `dtype` can be used: a supported format whose rows are
+    /// whole blocks (K-quants need `inputs` to be a multiple of 256, the other block formats of
+    /// 32). Loaders should check this (and throw) before calling `compute`, which traps instead.
+    public static func supports(_ dtype: DType, inputs: Int) -> Bool {
+        supports(dtype) && inputs >= 0 && inputs % dtype.blockSize == 0
+    }
+
     /// Bytes of the int8 form of one activation row of `inputs` values, as the quantized
     /// kernels read it (exposed for sizing and benchmarks).
     public static func quantizedRowBytes(inputs: Int) -> Int {
@@ -84,7 +91,9 @@ public enum MatMul {
             let rowBytes = Int(energon_matmul_quantized_row_bytes(inputs))
             let buffer = context.scratch(.activationQuant, bytes: rowBytes * tokens)
             let isa = Int32(context.isa.rawValue)
-            if tokens == 1 || pool.activeThreadCount == 1 {
+            // A second parallel job costs a barrier (a few µs); below ~16K inputs quantizing on
+            // the calling thread is cheaper.
+            if tokens * inputs < 16_384 || pool.activeThreadCount == 1 {
                 energon_matmul_quantize_rows(isa, input, inputs, tokens, buffer)
             } else {
                 pool.parallelFor(tokens) { range in

@@ -31,7 +31,12 @@ public final class BERTModel: EncoderModel, @unchecked Sendable {
         blocks = try (0..<c.layerCount).map { index in
             try BERTBlock(weights.prefixed("blk.\(index)"), configuration: c, parallel: parallel)
         }
-        weights.markIgnored { $0.hasPrefix("cls.") || $0.hasPrefix("pooler.") || $0.hasPrefix("bert.pooler.") }
+        // Task heads and the pooler are not part of the encoder; old HF exports also store the
+        // `position_ids`/`token_type_ids` index buffers.
+        weights.markIgnored { name in
+            name.hasPrefix("cls.") || name.hasPrefix("pooler.") || name.hasPrefix("bert.pooler.")
+                || name.hasSuffix("embeddings.position_ids") || name.hasSuffix("embeddings.token_type_ids")
+        }
     }
 
     /// Rows of `token_types.weight` (BERT: 2; some derivatives: 1), read from the stored tensor's

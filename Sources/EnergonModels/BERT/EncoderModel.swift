@@ -1,4 +1,7 @@
+import EnergonCheckpoint
 import EnergonCore
+import EnergonDistributed
+import EnergonTokenizers
 
 /// A ragged batch for an encoder: whole sequences (an encoder has no cache, so every call sees
 /// each sequence from position 0) packed into one `[totalTokens, hidden]` matrix, no padding.
@@ -76,5 +79,45 @@ extension EncoderModel {
             let norm = mean.reduce(0) { $0 + $1 * $1 }.squareRoot()
             return mean.map { Float(norm > 0 ? $0 / norm : 0) }
         }
+    }
+}
+
+/// An encoder opened from a checkpoint (a `.gguf` file or a Hugging Face folder) with its
+/// tokenizer: what `/v1/embeddings` needs.
+public final class LoadedEncoder: @unchecked Sendable {
+    /// The network.
+    public let model: any EncoderModel
+    /// The tokenizer the checkpoint carries.
+    public let tokenizer: any Tokenizer
+    /// The file or folder the model came from.
+    public let path: String
+
+    init(model: any EncoderModel, tokenizer: any Tokenizer, path: String) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.path = path
+    }
+
+    /// Opens `path` and builds the encoder; every checkpoint tensor must be used or known to be
+    /// unneeded (task heads, the pooler).
+    public static func load(path: String, parallel: ParallelContext = .serial) throws -> LoadedEncoder {
+        let checkpoint = try Checkpoint.open(path: path)
+        let weights = checkpoint.weights()
+        let model = try ModelRegistry.buildEncoder(configuration: checkpoint.configuration, weights: weights, parallel: parallel)
+        try weights.finish()
+        return LoadedEncoder(model: model, tokenizer: checkpoint.tokenizer, path: path)
+    }
+
+    /// Tokenizes each text (with the tokenizer's special tokens, `[CLS] … [SEP]` for BERT) and
+    /// returns one unit-length mean-pooled embedding per text.
+    /// - Throws: `ModelError.contextOverflow` for a text longer than the model's positions.
+    public func embed(_ texts: [String], context: ComputeContext) throws -> [[Float]] {
+        let limit = model.configuration.contextLength
+        let sequences: [(tokens: [Int32], typeIDs: [Int32]?)] = try texts.map { text in
+            let ids = tokenizer.encode(text, addSpecialTokens: true)
+            if ids.count > limit { throw ModelError.contextOverflow(needed: ids.count, limit: limit) }
+            return (ids, nil)
+        }
+        return try model.embeddings(try EncoderBatch(sequences: sequences), buffers: ActivationBuffers(), context: context)
     }
 }

@@ -38,6 +38,8 @@ public final class GPT2Model: DecoderModel, @unchecked Sendable {
         blocks = try layerRange.map { index in
             try GPT2Block(weights.prefixed("blk.\(index)"), configuration: c, parallel: parallel)
         }
+        // Old HF GPT-2 exports store the causal-mask buffers `h.N.attn.bias` / `attn.masked_bias`.
+        weights.markIgnored { $0.hasSuffix(".attn.bias") || $0.hasSuffix(".attn.masked_bias") }
         if parallel.isLastStage {
             finalNorm = try LayerNorm(weights, "output_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
             let headName = weights.contains("output.weight") ? "output" : "token_embd"  // tied embeddings

@@ -40,10 +40,15 @@ public final class SelfAttention: @unchecked Sendable {
         let kvFeatures = shape.kvHeads * shape.headDimension
         query = try ColumnParallelLinear(source, "attn_q", inputFeatures: shape.hiddenSize, outputFeatures: queryFeatures,
                                          hasBias: hasBias, parallel: parallel)
+        // With more ranks than KV heads, each KV head is replicated: rank r holds KV head
+        // r / (tp / kvHeads), the one its query heads read.
+        let kvParallel = tp > shape.kvHeads
+            ? ParallelContext(tensorGroup: ReplicaView(rank: parallel.tensorRank * shape.kvHeads / tp, size: shape.kvHeads))
+            : parallel
         key = try ColumnParallelLinear(source, "attn_k", inputFeatures: shape.hiddenSize, outputFeatures: kvFeatures,
-                                       hasBias: hasBias, parallel: parallel)
+                                       hasBias: hasBias, parallel: kvParallel)
         value = try ColumnParallelLinear(source, "attn_v", inputFeatures: shape.hiddenSize, outputFeatures: kvFeatures,
-                                         hasBias: hasBias, parallel: parallel)
+                                         hasBias: hasBias, parallel: kvParallel)
         output = try RowParallelLinear(source, "attn_output", inputFeatures: queryFeatures, outputFeatures: shape.hiddenSize,
                                        parallel: parallel)
         if let qkNormEpsilon {
@@ -54,7 +59,7 @@ public final class SelfAttention: @unchecked Sendable {
             keyNorm = nil
         }
         self.rope = rope
-        configuration = AttentionConfiguration(heads: shape.heads / tp, kvHeads: shape.kvHeads / tp,
+        configuration = AttentionConfiguration(heads: shape.heads / tp, kvHeads: max(1, shape.kvHeads / tp),
                                                headDimension: shape.headDimension, scale: scale,
                                                slidingWindow: slidingWindow, logitSoftcap: logitSoftcap)
         blockPointers = .allocate(capacity: 1)
@@ -140,6 +145,21 @@ public final class SelfAttention: @unchecked Sendable {
     }
 }
 
+/// A rank/size pair that only selects a weight shard (never communicates): used to load the
+/// replicated KV head of a rank when tensor parallelism exceeds the KV head count.
+private final class ReplicaView: ProcessGroup, @unchecked Sendable {
+    let rank: Int
+    let size: Int
+    init(rank: Int, size: Int) {
+        self.rank = rank
+        self.size = size
+    }
+    func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws { preconditionFailure("shard selector only") }  // invariant: column-parallel layers never communicate
+    func allGather(_ input: UnsafePointer<Float>, count: Int, output: UnsafeMutablePointer<Float>) throws { preconditionFailure("shard selector only") }  // invariant: as above
+    func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws { preconditionFailure("shard selector only") }  // invariant: as above
+    func barrier() throws { preconditionFailure("shard selector only") }  // invariant: as above
+}
+
 /// The gated feed-forward block: `down(act(gate(x)) * up(x))` (SwiGLU for Llama, GeGLU for
 /// Gemma). gate/up are column-parallel, down is row-parallel.
 public final class GatedMLP: @unchecked Sendable {
@@ -165,9 +185,9 @@ public final class GatedMLP: @unchecked Sendable {
         let u = buffers.buffer(.up, count: tokens * width)
         ColumnParallelLinear.fused([gate, up], input: input, tokens: tokens, outputs: [g, u], context: context)
         switch activation {
-        case .silu: Ops.swiglu(gate: g, up: u, output: g, count: tokens * width)
-        case .geluTanh: Ops.geglu(gate: g, up: u, output: g, count: tokens * width, approximation: .tanh)
-        case .geluErf: Ops.geglu(gate: g, up: u, output: g, count: tokens * width, approximation: .erf)
+        case .silu: Ops.swiglu(gate: g, up: u, output: g, count: tokens * width, context: context)
+        case .geluTanh: Ops.geglu(gate: g, up: u, output: g, count: tokens * width, approximation: .tanh, context: context)
+        case .geluErf: Ops.geglu(gate: g, up: u, output: g, count: tokens * width, approximation: .erf, context: context)
         }
         try down(g, tokens: tokens, output: result, context: context)
     }
