@@ -266,6 +266,12 @@ TOOL_CONVERSATION = [
     {"role": "tool", "tool_call_id": "a1b2c3d4e", "name": "get_weather", "content": "{\"temperature\": 21.5, \"sky\": \"clear\"}"},
 ]
 
+# Content as a list of typed parts (Hugging Face's multimodal message format).
+MULTIMODAL_CONVERSATION = [
+    {"role": "system", "content": [{"type": "text", "text": "Describe images briefly."}]},
+    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "  What is in this picture?  "}]},
+]
+
 TOOL_TEMPLATES = {"llama-3.1", "llama-3.2", "qwen2.5", "qwen3", "hermes-2-pro-tool-use", "mistral-nemo-instruct-2407",
                   "smollm3", "llama-3.3", "deepseek-v3.1", "deepseek-r1-llama-cpp", "granite-3.3", "functionary-v3.1",
                   "seed-oss", "command-r7b", "gpt-oss", "qwen3-coder"}
@@ -285,6 +291,8 @@ def template_cases(name):
         cases.append(("tool-call-and-result/gen=True", TOOL_CONVERSATION, True, {"tools": TOOLS}))
     if name in DATE_TEMPLATES:
         cases.append(("date-string/gen=True", [SYSTEM, USER1], True, {"date_string": "28 Nov 2026"}))
+    if name in ("gemma-3", "mistral-small-3.2", "qwen2.5"):
+        cases.append(("content-parts/gen=True", MULTIMODAL_CONVERSATION, True, {}))
     if name in ("qwen3", "smollm3"):
         cases.append(("thinking-off/gen=True", [SYSTEM, USER1, ASSISTANT1, USER2], True, {"enable_thinking": False}))
         cases.append(("thinking-trace/gen=False",
@@ -438,11 +446,15 @@ EXPRESSION_TEMPLATES = [
     "{{ c.keys() }}|{{ c.values() }}|{{ c.items() }}|{{ {}.items() }}|{{ c.items() | length }}|{{ 'yes' if {}.keys() else 'no' }}|{{ c.keys() is iterable }}",
     "{{ (1, 2) * 2 }}|{{ 2.5 is even }}|{{ 3.0 is odd }}|{{ 7.5 is divisibleby 2.5 }}|{{ {'k': 1} is lower }}|{{ 'ABC1' is upper }}|{{ '' is lower }}|{{ undefined_name is callable }}",
     "{{ ({} | max) | last }}|{{ 'x' % [1] }}|{{ '' % {'k': 1} }}|{{ 'yes' if (2.5 | unique) else 'no' }}|{{ 'a' | wordcount }}|{{ 2.5 | wordcount }}|{{ 'a-b_c d' | wordcount }}",
+    "{{ range(3) }}|{{ range(1, 10, 3) }}|{{ range(5)[1:3] }}|{{ range(5)[::-1] | list }}|{{ range(4)[-1] }}|{{ range(3) | length }}|{{ 2 in range(3) }}|{{ range(0) or 'empty' }}|{{ range(3) == range(0, 3) }}|{{ range(3) is sequence }}",
+    "{{ range(3) | tojson }}",
+    "{{ range(-9223372036854775807, 9223372036854775807) | length }}",
     "{{ 2.5 | unique | list }}",
     "{{ undefined_name | float }}",
     "{{ 0 ** -1 }}",
     "{{ b | indent }}",
     "{{ [1] in {'k': 1} }}",
+    "{% generation %}kept {{ a }}{% endgeneration %}|{% with %}w{% endwith %}",
     "{{ x | no_such_filter }}",
     "{% for i in b %}{{ i is no_such_test }}{% endfor %}",
     "{% if a if true else false %}x{% endif %}",

@@ -38,7 +38,9 @@ import Testing
             let role = fields["role"]?.stringValue ?? ""
             let content = fields["content"]?.stringValue ?? ""
             fields["role"] = nil
-            fields["content"] = nil
+            if fields["content"]?.stringValue != nil {
+                fields["content"] = nil  // non-string content (a list of parts) stays in `extra`, replacing it
+            }
             return ChatMessage(role: role, content: content, extra: fields)
         }
     }

@@ -54,7 +54,7 @@ struct TemplateJSONWriter {
                 }
             }
             try writeContainer(pairs.map { ($0.key, $0.value) }, open: "{", close: "}", level: level, location)
-        case .undefined, .namespace, .function, .iterator, .failedIterator, .view:
+        case .undefined, .namespace, .function, .iterator, .failedIterator, .view, .range:
             let typeName = value.isUndefined ? "Undefined" : value.typeName
             throw location.runtimeError("Object of type \(typeName) is not JSON serializable")
         }

@@ -118,6 +118,12 @@ extension TemplateRenderer {
                 return method(of: value, name, location) ?? .undefined("'dict object' has no attribute '\(name)'")
             }
             return .undefined("'dict object' has no attribute \(key.representation)")
+        case .range(let range):
+            if let index = key.integerValue {
+                let resolved = index < 0 ? index + range.count : index
+                if resolved >= 0 && resolved < range.count { return .int(range.start + resolved * range.step) }
+                return .undefined("'range object' has no element \(index)")
+            }
         case .array(let items), .tuple(let items):
             if let index = key.integerValue {
                 let resolved = index < 0 ? index + items.count : index
@@ -173,6 +179,12 @@ extension TemplateRenderer {
         }
         switch value {
         case .array(let items): return .array(try indices(items.count).map { items[$0] })
+        case .range(let range):
+            // A slice of a range is a range; rebuild it from the selected elements.
+            let selected = try indices(range.count).map { range.start + $0 * range.step }
+            let newStep = range.step * stepValue
+            guard let first = selected.first else { return .range(JinjaRange(start: 0, stop: 0, step: 1)) }
+            return .range(JinjaRange(start: first, stop: first + selected.count * newStep, step: newStep))
         case .tuple(let items): return .tuple(try indices(items.count).map { items[$0] })
         case .string(let text):
             let scalars = Array(text.unicodeScalars)
@@ -332,6 +344,7 @@ extension TemplateRenderer {
             }
             return part.isEmpty || text.unicodeScalars.firstRange(of: part.unicodeScalars) != nil
         case .array(let items), .tuple(let items): return items.contains { $0.equals(needle) }
+        case .range(let range): return range.values.contains { $0.equals(needle) }
         case .dictionary(let dictionary):
             guard JinjaDictionaryKey(needle) != nil else {
                 throw location.runtimeError("unhashable type: '\(needle.typeName)'")
@@ -355,7 +368,7 @@ extension TemplateRenderer {
         var usedAsMapping = false
         switch values {
         case .tuple(let items): arguments = items
-        case .array, .dictionary:
+        case .array, .dictionary, .range:
             arguments = [values]
             usedAsMapping = true
         default: arguments = [values]

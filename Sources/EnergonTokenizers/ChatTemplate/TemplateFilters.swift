@@ -31,6 +31,7 @@ extension TemplateRenderer {
             case .undefined: return .int(0)
             case .string(let string): return .int(string.unicodeScalars.count)
             case .array(let items), .tuple(let items): return .int(items.count)
+            case .range(let range): return .int(range.count)
             case .dictionary(let dictionary): return .int(dictionary.count)
             case .namespace(let namespace): return .int(namespace.attributes.count)
             case .view(_, let items): return .int(items.count)

@@ -9,6 +9,7 @@ extension TemplateRenderer {
         case .string(let text): return stringMethod(text, name)
         case .dictionary(let dictionary): return dictionaryMethod(dictionary, name)
         case .array(let items), .tuple(let items): return listMethod(items, name, value.typeName)
+        case .range(let range) where name == "count" || name == "index": return listMethod(range.values, name, "range")
         default: return nil
         }
     }

@@ -129,6 +129,7 @@ final class TemplateRenderer {
         switch value.demoted {
         case .undefined: return []
         case .array(let items), .tuple(let items): return items
+        case .range(let range): return range.values
         case .dictionary(let dictionary): return dictionary.keys
         case .iterator(let items), .view(_, let items): return items
         case .failedIterator(let reason): throw location.runtimeError(reason)

@@ -49,12 +49,12 @@ extension TemplateRenderer {
             return false
         case "iterable":
             switch value {
-            case .undefined, .string, .array, .tuple, .dictionary, .iterator, .failedIterator, .view: return true
+            case .undefined, .string, .array, .tuple, .dictionary, .iterator, .failedIterator, .view, .range: return true
             default: return false
             }
         case "sequence":
             switch value {
-            case .undefined, .string, .array, .tuple, .dictionary, .view: return true
+            case .undefined, .string, .array, .tuple, .dictionary, .view, .range: return true
             default: return false
             }
         case "callable":
@@ -134,11 +134,11 @@ func makeGlobalFunctions(now: time_t) -> [String: JinjaValue] {
         let stop = values.count > 1 ? values[1] : values[0]
         let step = values.count > 2 ? values[2] : 1
         guard step != 0 else { throw arguments.location.runtimeError("range() arg 3 must not be zero") }
-        let count = step > 0 ? max(0, (stop - start + step - 1) / step) : max(0, (start - stop - step - 1) / -step)
-        guard count <= 100_000 else {
-            throw arguments.location.runtimeError("range too big, maximum size for range is 100000")
+        let range = JinjaRange(start: start, stop: stop, step: step)
+        guard range.count <= 100_000 else {
+            throw arguments.location.runtimeError("range too big, the sandbox blocks ranges larger than 100000")
         }
-        return .array((0..<count).map { .int(start + $0 * step) })
+        return .range(range)
     })
     globals["namespace"] = .function(JinjaFunction(name: "namespace") { arguments throws(ChatTemplateError) in
         var attributes = JinjaDictionary()

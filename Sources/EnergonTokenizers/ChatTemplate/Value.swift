@@ -136,6 +136,9 @@ enum JinjaValue {
     /// A dictionary view (`dict_keys`, `dict_values`, `dict_items`) from `keys()`, `values()`, `items()`:
     /// iterable, sized, true when non-empty, not JSON-serializable.
     case view(String, [JinjaValue])
+    /// Python's `range` object (from `range()`): a sized, indexable sequence of integers that prints
+    /// as `range(0, 3)` and is not JSON-serializable.
+    case range(JinjaRange)
     case namespace(JinjaNamespace)
     case function(JinjaFunction)
 
@@ -176,6 +179,7 @@ enum JinjaValue {
         case .double(let number): return number != 0
         case .string(let text), .markup(let text): return !text.isEmpty
         case .array(let items), .tuple(let items): return !items.isEmpty
+        case .range(let range): return range.count > 0
         case .dictionary(let dictionary): return dictionary.count > 0
         case .namespace, .function, .iterator, .failedIterator: return true
         case .view(_, let items): return !items.isEmpty
@@ -197,6 +201,7 @@ enum JinjaValue {
         case .dictionary: return "dict"
         case .iterator, .failedIterator: return "generator"
         case .view(let kind, _): return kind
+        case .range: return "range"
         case .namespace: return "Namespace"
         case .function: return "function"
         }
@@ -241,6 +246,8 @@ enum JinjaValue {
         case .string(let text): return pythonStringRepresentation(text)
         case .markup(let text): return "Markup(" + pythonStringRepresentation(text) + ")"
         case .array(let items): return "[" + items.map(\.representation).joined(separator: ", ") + "]"
+        case .range(let range):
+            return "range(\(range.start), \(range.stop)" + (range.step == 1 ? ")" : ", \(range.step))")
         case .tuple(let items):
             if items.count == 1 { return "(" + items[0].representation + ",)" }
             return "(" + items.map(\.representation).joined(separator: ", ") + ")"
@@ -266,6 +273,7 @@ enum JinjaValue {
             return left.count == right.count
                 && left.pairs.allSatisfy { pair in right.value(for: pair.key).map { pair.value.equals($0) } ?? false }
         case (.namespace(let left), .namespace(let right)): return left === right
+        case (.range(let left), .range(let right)): return left.elements.elementsEqual(right.elements)
         case (.function(let left), .function(let right)): return left === right
         default:
             if let left = integerValue, let right = other.integerValue { return left == right }
@@ -336,4 +344,23 @@ func pythonStringRepresentation(_ text: String) -> String {
     }
     result.append(quote)
     return String(result)
+}
+
+/// `range(start, stop, step)` with Python's element rule (step is never zero).
+struct JinjaRange {
+    var start: Int
+    var stop: Int
+    var step: Int
+
+    /// The number of elements (computed in 128 bits: the bounds come from the template and may be extreme;
+    /// `range()` refuses more than 100,000 elements, so the result fits).
+    var count: Int {
+        let (start, stop, step) = (Int128(start), Int128(stop), Int128(step))
+        let count = step > 0 ? max(0, (stop - start + step - 1) / step) : max(0, (start - stop - step - 1) / -step)
+        return Int(clamping: count)
+    }
+
+    var elements: [Int] { (0..<count).map { start + $0 * step } }
+
+    var values: [JinjaValue] { elements.map(JinjaValue.int) }
 }
