@@ -110,7 +110,7 @@ public final class Generator: @unchecked Sendable {
         var table: [Int32] = []
         defer { release(&table) }
         var sampler = Sampler(parameters: parameters, prompt: prompt)
-        var decoder = StreamingDecoder(tokenizer: tokenizer)
+        var decoder = StreamingDecoder(tokenizer: tokenizer, continuesText: true)  // text follows the prompt
         var result = GenerationResult(tokens: [], text: "", finishReason: .length, promptTokens: prompt.count,
                                       promptSeconds: 0, generationSeconds: 0)
         let promptStart = monotonicSeconds()
