@@ -30,6 +30,8 @@ import Testing
         let context: Int
         let chunks: Int
         let perplexity: [String: Double]
+        /// Exact-arithmetic references (transformers, fp32, dequantized weights).
+        let exact: [String: Double]
     }
 
     static var fixture: PerplexityFixture? {
@@ -104,6 +106,14 @@ import Testing
         let (perplexity, scored) = try Perplexity.compute(generator: generator, tokens: tokens, context: fixture.context,
                                                           maxChunks: fixture.chunks)
         #expect(scored == fixture.chunks * (fixture.context - 1 - fixture.context / 2))
-        #expect(abs(perplexity - expected) / expected <= 0.01, "\(name): \(perplexity) vs llama.cpp \(expected)")
+        if let exact = fixture.exact[name] {
+            // Against the independent exact computation, 1%. llama.cpp itself quantizes activations
+            // (Q8_1/Q8_K) and stores the KV cache in f16, which moves its result up to ~0.9% from the
+            // exact one on these files (SmolLM2 Q4_1 +0.75%, Gemma 3 -0.86%); against it, 2%.
+            #expect(abs(perplexity - exact) / exact <= 0.01, "\(name): \(perplexity) vs transformers \(exact)")
+            #expect(abs(perplexity - expected) / expected <= 0.02, "\(name): \(perplexity) vs llama.cpp \(expected)")
+        } else {
+            #expect(abs(perplexity - expected) / expected <= 0.01, "\(name): \(perplexity) vs llama.cpp \(expected)")
+        }
     }
 }
