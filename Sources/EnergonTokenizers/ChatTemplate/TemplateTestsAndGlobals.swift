@@ -78,8 +78,8 @@ extension TemplateRenderer {
             let other = try argument()
             switch (value, other) {
             case (.none, .none), (.bool(true), .bool(true)), (.bool(false), .bool(false)): return true
-            case (.namespace(let a), .namespace(let b)): return a === b
-            case (.function(let a), .function(let b)): return a === b
+            case (.namespace(let left), .namespace(let right)): return left === right
+            case (.function(let left), .function(let right)): return left === right
             default: return false
             }
         case "lower", "upper":
