@@ -449,6 +449,8 @@ EXPRESSION_TEMPLATES = [
     "{{ range(3) }}|{{ range(1, 10, 3) }}|{{ range(5)[1:3] }}|{{ range(5)[::-1] | list }}|{{ range(4)[-1] }}|{{ range(3) | length }}|{{ 2 in range(3) }}|{{ range(0) or 'empty' }}|{{ range(3) == range(0, 3) }}|{{ range(3) is sequence }}",
     "{{ range(3) | tojson }}",
     "{{ range(-9223372036854775807, 9223372036854775807) | length }}",
+    "{{ 'ΣΑΣ ΟΔΟΣ' | lower }}|{{ 'İ' | lower | length }}|{{ 'ß' | upper }}|{{ 'ǅ' | lower }}|{{ 'ǆa'.title() }}|{{ 'ﬁx' | upper }}|{{ 'ŉ'.capitalize() }}|{{ 'ΣΑΣ'.lower() }}",
+    "{{ 'ǅ'.islower() }}|{{ 'a1'.islower() }}|{{ 'A1'.isupper() }}|{{ '1'.islower() }}|{{ 'ǅ' is upper }}|{{ 'ΑΣ-β'|title }}|{{ 'x ΣΑΣ.' | lower }}|{{ ['Σ', 'σ', 'ς'] | sort }}",
     "{{ 2.5 | unique | list }}",
     "{{ undefined_name | float }}",
     "{{ 0 ** -1 }}",

@@ -84,9 +84,7 @@ extension TemplateRenderer {
             }
         case "lower", "upper":
             // str(value).islower() / .isupper(): some cased character, and all cased ones in that case.
-            let text = value.string
-            let hasCased = text.unicodeScalars.contains { $0.properties.isCased }
-            return hasCased && (name == "lower" ? text.lowercased() == text : text.uppercased() == text)
+            return pythonIsCase(value.string, lower: name == "lower")
         case "filter": return jinjaFilterNames.contains(value.string)
         case "test": return jinjaTestNames.contains(value.string)
         case "escaped": return rawValue.isMarkup
