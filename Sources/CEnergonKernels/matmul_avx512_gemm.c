@@ -58,29 +58,71 @@ MM_AVX512 static void mm_expand_row_chunk(uint32_t dtype, const uint8_t *row, si
     if (b < count) mm_expand_group(dtype, row, first + b, u + 32 * b, scale + 2 * b, offset + 2 * b);
 }
 
+/// Transposes a 16 x 16 matrix of 32-bit values held as 16 rows, in place: afterwards m[j] holds
+/// element j of every row. Three rounds of in-lane unpacks and 128-bit lane shuffles.
+MM_AVX512 static inline void mm512_transpose16(__m512 m[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(m[2 * i], m[2 * i + 1]);      // per lane: a0 b0 a1 b1
+        t[2 * i + 1] = _mm512_unpackhi_ps(m[2 * i], m[2 * i + 1]);  // a2 b2 a3 b3
+    }
+    for (int i = 0; i < 4; i++) {
+        // u[4i + j], lane L: rows 4i..4i+3 at element 4L + j.
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512 even_low = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), odd_low = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+        __m512 even_high = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88), odd_high = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        m[j] = _mm512_shuffle_f32x4(even_low, even_high, 0x88);
+        m[8 + j] = _mm512_shuffle_f32x4(even_low, even_high, 0xDD);
+        m[4 + j] = _mm512_shuffle_f32x4(odd_low, odd_high, 0x88);
+        m[12 + j] = _mm512_shuffle_f32x4(odd_low, odd_high, 0xDD);
+    }
+}
+
 /// Packs blocks [first, first + count) of rows [row, row + rows) (rows <= 16; missing rows are
 /// zero) into a panel: per block, word j of row r at [16 j + r], then the per-16 scales and
-/// offsets of the 16 rows.
+/// offsets of the 16 rows. Rows are expanded one by one, then turned into columns 16 x 16 words
+/// at a time.
 MM_AVX512 static void mm_pack_panel(const energon_matmul_job *job, size_t row, size_t rows, size_t first, size_t count,
                                     uint32_t *panel) {
-    uint8_t u[MM_QUANT_K_BLOCK] __attribute__((aligned(64)));
-    float scale[MM_QUANT_K_BLOCK / 16], offset[MM_QUANT_K_BLOCK / 16];
+    uint8_t u[MM_PANEL_ROWS][MM_QUANT_K_BLOCK] __attribute__((aligned(64)));
+    float scale[MM_PANEL_ROWS][MM_QUANT_K_BLOCK / 16] __attribute__((aligned(64)));
+    float offset[MM_PANEL_ROWS][MM_QUANT_K_BLOCK / 16] __attribute__((aligned(64)));
     for (size_t r = 0; r < MM_PANEL_ROWS; r++) {
         if (r < rows) {
-            mm_expand_row_chunk(job->dtype, job->weight + (row + r) * job->row_bytes, first, count, u, scale, offset);
+            mm_expand_row_chunk(job->dtype, job->weight + (row + r) * job->row_bytes, first, count, u[r], scale[r], offset[r]);
         } else {
-            memset(u, 0, 32 * count);
-            memset(scale, 0, sizeof(float) * 2 * count);
-            memset(offset, 0, sizeof(float) * 2 * count);
+            memset(u[r], 0, sizeof(u[r]));
+            memset(scale[r], 0, sizeof(scale[r]));
+            memset(offset[r], 0, sizeof(offset[r]));
         }
-        for (size_t b = 0; b < count; b++) {
-            uint32_t *block = panel + b * MM_PANEL_BLOCK_WORDS;
-            for (size_t j = 0; j < 8; j++) block[j * 16 + r] = mm_load_u32(u + 32 * b + 4 * j);
-            float *floats = (float *)(block + 128);
-            floats[r] = scale[2 * b];
-            floats[16 + r] = scale[2 * b + 1];
-            floats[32 + r] = offset[2 * b];
-            floats[48 + r] = offset[2 * b + 1];
+    }
+    __m512 m[16];
+    for (size_t b = 0; b < count; b += 2) {
+        // Two blocks = 16 words per row; a lone last block leaves words 8..15 unused.
+        for (int r = 0; r < 16; r++) m[r] = _mm512_load_ps((const float *)(u[r] + 32 * b));
+        mm512_transpose16(m);
+        uint32_t *block = panel + b * MM_PANEL_BLOCK_WORDS;
+        for (int j = 0; j < 8; j++) _mm512_store_ps((float *)(block + 16 * j), m[j]);
+        if (b + 1 < count)
+            for (int j = 0; j < 8; j++) _mm512_store_ps((float *)(block + MM_PANEL_BLOCK_WORDS + 16 * j), m[8 + j]);
+    }
+    for (size_t column = 0; column < 2 * count; column += 16) {
+        // Column c of the scales/offsets belongs to block c / 2, half c % 2.
+        for (int which = 0; which < 2; which++) {
+            float (*values)[MM_QUANT_K_BLOCK / 16] = which == 0 ? scale : offset;
+            for (int r = 0; r < 16; r++) m[r] = _mm512_load_ps(values[r] + column);
+            mm512_transpose16(m);
+            for (size_t c = column; c < column + 16 && c < 2 * count; c++) {
+                float *floats = (float *)(panel + (c / 2) * MM_PANEL_BLOCK_WORDS + 128);
+                _mm512_store_ps(floats + 32 * which + 16 * (c % 2), m[c - column]);
+            }
         }
     }
 }
@@ -171,16 +213,23 @@ MM_AVX512 static void mm_gemm_quantized(const energon_matmul_job *job, size_t ro
                     mm_gemm_tile(panels + p * panel_words, first, count, per16, job->quantized + t * stride, stride, job->in, 8,
                                  job->output + t * job->output_stride + row0 + p * MM_PANEL_ROWS, job->output_stride,
                                  masks[p], accumulate);
-            for (; t + 4 <= job->tokens; t += 4)
-                for (size_t p = 0; p < panel_count; p++)
-                    mm_gemm_tile(panels + p * panel_words, first, count, per16, job->quantized + t * stride, stride, job->in, 4,
-                                 job->output + t * job->output_stride + row0 + p * MM_PANEL_ROWS, job->output_stride,
-                                 masks[p], accumulate);
-            for (; t < job->tokens; t++)
-                for (size_t p = 0; p < panel_count; p++)
-                    mm_gemm_tile(panels + p * panel_words, first, count, per16, job->quantized + t * stride, stride, job->in, 1,
-                                 job->output + t * job->output_stride + row0 + p * MM_PANEL_ROWS, job->output_stride,
-                                 masks[p], accumulate);
+            // The last 1..7 tokens in one tile (a constant count per case, so the accumulators
+            // stay in registers), rather than one token at a time.
+            size_t rest = job->tokens - t;
+            for (size_t p = 0; p < panel_count && rest > 0; p++) {
+                const uint32_t *panel = panels + p * panel_words;
+                const uint8_t *x = job->quantized + t * stride;
+                float *out = job->output + t * job->output_stride + row0 + p * MM_PANEL_ROWS;
+                switch (rest) {
+                case 1: mm_gemm_tile(panel, first, count, per16, x, stride, job->in, 1, out, job->output_stride, masks[p], accumulate); break;
+                case 2: mm_gemm_tile(panel, first, count, per16, x, stride, job->in, 2, out, job->output_stride, masks[p], accumulate); break;
+                case 3: mm_gemm_tile(panel, first, count, per16, x, stride, job->in, 3, out, job->output_stride, masks[p], accumulate); break;
+                case 4: mm_gemm_tile(panel, first, count, per16, x, stride, job->in, 4, out, job->output_stride, masks[p], accumulate); break;
+                case 5: mm_gemm_tile(panel, first, count, per16, x, stride, job->in, 5, out, job->output_stride, masks[p], accumulate); break;
+                case 6: mm_gemm_tile(panel, first, count, per16, x, stride, job->in, 6, out, job->output_stride, masks[p], accumulate); break;
+                default: mm_gemm_tile(panel, first, count, per16, x, stride, job->in, 7, out, job->output_stride, masks[p], accumulate); break;
+                }
+            }
         }
     }
 }
@@ -191,27 +240,29 @@ MM_AVX512 static void mm_gemm_quantized(const energon_matmul_job *job, size_t ro
 /// Converts rows [row, row + count) x inputs [k0, k0 + kc) to f32 in [k][32 rows] order.
 MM_AVX512 static void mm_pack_float_panel(const energon_matmul_job *job, size_t row, size_t count, size_t k0,
                                           size_t kc, float *panel) {
-    float values[16];
-    for (size_t r = 0; r < MM_FLOAT_PANEL_ROWS; r++) {
-        if (r >= count) {
-            for (size_t k = 0; k < kc; k++) panel[k * MM_FLOAT_PANEL_ROWS + r] = 0;
-            continue;
-        }
-        const uint8_t *weights = job->weight + (row + r) * job->row_bytes;
+    __m512 m[16];
+    for (size_t half = 0; half < 2; half++) {
         for (size_t k = 0; k < kc; k += 16) {
             size_t left = kc - k < 16 ? kc - k : 16;
             __mmask16 mask = left == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-            __m512 v;
-            size_t i = k0 + k;
-            if (job->dtype == MM_F32) {
-                v = _mm512_maskz_loadu_ps(mask, (const float *)weights + i);
-            } else {
-                __m256i halves = _mm256_maskz_loadu_epi16(mask, weights + 2 * i);
-                v = job->dtype == MM_F16 ? _mm512_cvtph_ps(halves)
-                                         : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16));
+            for (size_t i = 0; i < 16; i++) {
+                size_t r = 16 * half + i;
+                if (r >= count) {
+                    m[i] = _mm512_setzero_ps();
+                    continue;
+                }
+                const uint8_t *weights = job->weight + (row + r) * job->row_bytes;
+                size_t at = k0 + k;
+                if (job->dtype == MM_F32) {
+                    m[i] = _mm512_maskz_loadu_ps(mask, (const float *)weights + at);
+                } else {
+                    __m256i halves = _mm256_maskz_loadu_epi16(mask, weights + 2 * at);
+                    m[i] = job->dtype == MM_F16 ? _mm512_cvtph_ps(halves)
+                                                : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16));
+                }
             }
-            _mm512_storeu_ps(values, v);
-            for (size_t j = 0; j < left; j++) panel[(k + j) * MM_FLOAT_PANEL_ROWS + r] = values[j];
+            mm512_transpose16(m);
+            for (size_t j = 0; j < left; j++) _mm512_store_ps(panel + (k + j) * MM_FLOAT_PANEL_ROWS + 16 * half, m[j]);
         }
     }
 }
@@ -271,16 +322,21 @@ MM_AVX512 static void mm_gemm_float(const energon_matmul_job *job, size_t row_be
                     mm_gemm_float_tile(panels + p * panel_floats, kc, job->input + t * in + k0, in, 8,
                                        job->output + t * job->output_stride + row0 + p * MM_FLOAT_PANEL_ROWS,
                                        job->output_stride, low[p], high[p], accumulate);
-            for (; t + 4 <= job->tokens; t += 4)
-                for (size_t p = 0; p < panel_count; p++)
-                    mm_gemm_float_tile(panels + p * panel_floats, kc, job->input + t * in + k0, in, 4,
-                                       job->output + t * job->output_stride + row0 + p * MM_FLOAT_PANEL_ROWS,
-                                       job->output_stride, low[p], high[p], accumulate);
-            for (; t < job->tokens; t++)
-                for (size_t p = 0; p < panel_count; p++)
-                    mm_gemm_float_tile(panels + p * panel_floats, kc, job->input + t * in + k0, in, 1,
-                                       job->output + t * job->output_stride + row0 + p * MM_FLOAT_PANEL_ROWS,
-                                       job->output_stride, low[p], high[p], accumulate);
+            size_t rest = job->tokens - t;
+            for (size_t p = 0; p < panel_count && rest > 0; p++) {
+                const float *panel = panels + p * panel_floats;
+                const float *x = job->input + t * in + k0;
+                float *out = job->output + t * job->output_stride + row0 + p * MM_FLOAT_PANEL_ROWS;
+                switch (rest) {
+                case 1: mm_gemm_float_tile(panel, kc, x, in, 1, out, job->output_stride, low[p], high[p], accumulate); break;
+                case 2: mm_gemm_float_tile(panel, kc, x, in, 2, out, job->output_stride, low[p], high[p], accumulate); break;
+                case 3: mm_gemm_float_tile(panel, kc, x, in, 3, out, job->output_stride, low[p], high[p], accumulate); break;
+                case 4: mm_gemm_float_tile(panel, kc, x, in, 4, out, job->output_stride, low[p], high[p], accumulate); break;
+                case 5: mm_gemm_float_tile(panel, kc, x, in, 5, out, job->output_stride, low[p], high[p], accumulate); break;
+                case 6: mm_gemm_float_tile(panel, kc, x, in, 6, out, job->output_stride, low[p], high[p], accumulate); break;
+                default: mm_gemm_float_tile(panel, kc, x, in, 7, out, job->output_stride, low[p], high[p], accumulate); break;
+                }
+            }
         }
     }
 }

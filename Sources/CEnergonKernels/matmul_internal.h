@@ -14,9 +14,10 @@ enum {
     MM_Q2_K = 10, MM_Q3_K = 11, MM_Q4_K = 12, MM_Q5_K = 13, MM_Q6_K = 14, MM_BF16 = 30,
 };
 
-// Tokens at or above which quantized weights go through the packed GEMM kernel instead of
-// row-by-row dot products (below it, packing a panel costs more than it saves).
+// Tokens at or above which weights go through the packed GEMM kernels instead of row-by-row dot
+// products (below it, packing panels costs more than it saves; measured on 1536x576).
 #define MM_GEMM_MIN_TOKENS 6
+#define MM_FLOAT_GEMM_MIN_TOKENS 12
 // Output rows per packed panel of the integer GEMM (one int32 lane per row in a zmm).
 #define MM_PANEL_ROWS 16
 // Float GEMM: 32 output rows per panel (two zmm of f32 lanes).

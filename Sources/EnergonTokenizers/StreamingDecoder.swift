@@ -14,9 +14,13 @@ public struct StreamingDecoder {
     /// - Parameters:
     ///   - tokenizer: The tokenizer whose ids will be fed.
     ///   - skipControlTokens: Leave control tokens (`<|im_end|>`, `<eos>`, ...) out of the text.
-    public init(tokenizer: any Tokenizer, skipControlTokens: Bool = false) {
+    ///   - continuesText: The ids continue text already shown (tokens generated after a prompt), so
+    ///     the first token keeps its leading space even where decoding a whole sequence would drop
+    ///     it (SentencePiece `add_space_prefix` vocabularies such as Llama 2's).
+    public init(tokenizer: any Tokenizer, skipControlTokens: Bool = false, continuesText: Bool = false) {
         self.tokenizer = tokenizer
         self.skipControlTokens = skipControlTokens
+        self.isFirstToken = !continuesText
     }
 
     /// Feeds one token id and returns the text that became complete (possibly empty).
@@ -47,7 +51,8 @@ public struct StreamingDecoder {
         return text
     }
 
-    /// Returns what is still held (an incomplete character decodes to U+FFFD) and resets.
+    /// Returns what is still held (an incomplete character decodes to U+FFFD) and resets to the
+    /// start of a new sequence.
     public mutating func finish() -> String {
         defer {
             pending.removeAll()

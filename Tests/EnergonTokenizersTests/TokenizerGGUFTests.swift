@@ -88,5 +88,12 @@ import Testing
         #expect(gemma.eosTokenIDs.isSuperset(of: [1, 106]))  // <eos>, <end_of_turn>
         #expect(gemma.encode("") == [2] && gemma.encode("", addSpecialTokens: false).isEmpty)
         #expect(gemma.tokenBytes(gemma.tokenID("<0x0A>") ?? -1) == [0x0A])
+        // With add_space_prefix, a whole decode drops the first token's added space; a stream
+        // that continues a prompt keeps it.
+        let prefixed = try TestModels.ggufTokenizer("gemma3-vocab-space-prefix.gguf")
+        let world = prefixed.encode("world", addSpecialTokens: false)
+        #expect(prefixed.tokenText(world[0])?.hasPrefix("\u{2581}") == true && prefixed.decode(world) == "world")
+        var continuing = StreamingDecoder(tokenizer: prefixed, continuesText: true)
+        #expect(continuing.feed(world) + continuing.finish() == " world")
     }
 }
