@@ -451,6 +451,7 @@ EXPRESSION_TEMPLATES = [
     "{{ range(-9223372036854775807, 9223372036854775807) | length }}",
     "{{ 'ΣΑΣ ΟΔΟΣ' | lower }}|{{ 'İ' | lower | length }}|{{ 'ß' | upper }}|{{ 'ǅ' | lower }}|{{ 'ǆa'.title() }}|{{ 'ﬁx' | upper }}|{{ 'ŉ'.capitalize() }}|{{ 'ΣΑΣ'.lower() }}",
     "{{ 'ǅ'.islower() }}|{{ 'a1'.islower() }}|{{ 'A1'.isupper() }}|{{ '1'.islower() }}|{{ 'ǅ' is upper }}|{{ 'ΑΣ-β'|title }}|{{ 'x ΣΑΣ.' | lower }}|{{ ['Σ', 'σ', 'ς'] | sort }}",
+    "{{ -2 ** z }}|{{ (-2) ** a }}|{{ -2 ** 2 }}|{{ -f ** 2 }}|{{ (0 - 3) ** a }}|{{ -0.0 ** z }}|{{ 2 ** -a }}|{{ -(2) ** 2 }}",
     "{{ 2.5 | unique | list }}",
     "{{ undefined_name | float }}",
     "{{ 0 ** -1 }}",

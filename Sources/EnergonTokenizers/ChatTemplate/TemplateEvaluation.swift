@@ -72,6 +72,13 @@ extension TemplateRenderer {
             case .and: return left.isTruthy ? try evaluate(rightExpression) : left
             case .or: return left.isTruthy ? left : try evaluate(rightExpression)
             case .concatenate: return .string(left.string + (try evaluate(rightExpression)).string)
+            case .power where isConstant(leftExpression) && !isConstant(rightExpression)
+                && (left.numericValue.map { $0 < 0 || ($0 == 0 && $0.sign == .minus) } ?? false):
+                // Jinja folds a constant base like `-2` and writes it unparenthesized into the Python it
+                // generates, `(-2 ** l_x)`, which Python reads as -(2 ** x). Reproduce that.
+                let magnitude = try arithmetic(.subtract, .int(0), left, location)
+                let power = try arithmetic(.power, magnitude, try evaluate(rightExpression), location)
+                return try arithmetic(.subtract, .int(0), power, location)
             default: return try arithmetic(operation, left, try evaluate(rightExpression), location)
             }
         case .compare(let first, let operations, let location):
@@ -439,5 +446,16 @@ private func markupConcatenation(_ left: JinjaValue, _ right: JinjaValue) -> Jin
     case (.markup(let leftText), .string(let rightText)): return .markup(leftText + htmlEscape(rightText))
     case (.string(let leftText), .markup(let rightText)): return .markup(htmlEscape(leftText) + rightText)
     default: return nil
+    }
+}
+
+/// Whether Jinja folds `expression` to a constant at compile time (literals and operators on them).
+private func isConstant(_ expression: JinjaExpression) -> Bool {
+    switch expression {
+    case .literal: return true
+    case .unary(_, let operand, _): return isConstant(operand)
+    case .binary(let operation, let left, let right, _):
+        return operation != .and && operation != .or && isConstant(left) && isConstant(right)
+    default: return false
     }
 }
