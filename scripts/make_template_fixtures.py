@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Make the chat-template fixtures for EnergonTokenizersTests (suite ChatTemplateTests).
+"""Make the chat-template fixtures for EnergonTokenizersTests (suite ChatTemplateTests):
+Tests/EnergonTokenizersTests/Fixtures/templates/chat_templates.json and the *.jinja sources beside it.
 
 Renders real model chat templates, and a list of small expressions, with `jinja2` configured exactly as
 transformers' `apply_chat_template` does (src/transformers/utils/chat_template_utils.py):
@@ -624,7 +625,7 @@ if __name__ == "__main__":
         "expressions": [dict(case, **render(case["template"], case.get("context", {}))) for case in EXPRESSION_CASES],
         "syntax_errors": [syntax_error_case(case) for case in SYNTAX_ERROR_CASES],
     }
-    path = os.path.join(FIXTURES, "chat_templates.json")
+    path = os.path.join(TEMPLATES, "chat_templates.json")
     with open(path, "w", encoding="utf-8") as file:
         json.dump(output, file, ensure_ascii=False, indent=None, separators=(",", ":"))
         file.write("\n")
