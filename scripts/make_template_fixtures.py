@@ -596,7 +596,8 @@ if __name__ == "__main__":
     parser.add_argument("--llama-cpp", default=DEFAULT_LLAMA_CPP, help="a llama.cpp source tree")
     parser.add_argument("--sweep", action="store_true",
                         help="also render every template in llama.cpp's models/templates (a local check of "
-                             "coverage; the result is too large to commit)")
+                             "coverage; the result is too large to commit: afterwards delete templates/sweep-*.jinja "
+                             "and rerun without --sweep)")
     parser.add_argument("--mutations", type=int, default=0,
                         help="also add this many randomly mutated copies of the templates to the expression "
                              "cases (a local differential check against jinja2; too large to commit)")
