@@ -126,7 +126,7 @@ public final class Generator: @unchecked Sendable {
         let maxStop = stopStrings.map(\.count).max() ?? 0
         var emitted = 0  // characters of result.text already passed to onText
         while result.tokens.count < maxTokens, let current = logits {
-            let (token, _) = sampler.sample(logits: current, count: vocabulary)
+            let (token, _) = sampler.sample(logits: current, count: vocabulary, logprob: false)
             sampler.accept(token)
             result.tokens.append(token)
             if !ignoreEOS && tokenizer.eosTokenIDs.contains(token) {
