@@ -59,12 +59,13 @@ public final class Generator: @unchecked Sendable {
     }
 
     /// Creates a serial generator with a KV cache of `contextLength` positions (default: the
-    /// model's, at most 4096).
-    public convenience init(loaded: LoadedModel, context: ComputeContext, contextLength: Int? = nil, blockSize: Int = 16) {
+    /// model's, at most 4096) of `kvCacheType` rows (`.f16`, llama.cpp's default, or `.f32`).
+    public convenience init(loaded: LoadedModel, context: ComputeContext, contextLength: Int? = nil, blockSize: Int = 16,
+                            kvCacheType: DType = .f16) {
         let configuration = loaded.model.configuration
         let length = Generator.cacheLength(configuration: configuration, requested: contextLength)
         let runner = SerialRunner(model: loaded.model, context: context, blockSize: blockSize,
-                                  blockCount: (length + blockSize - 1) / blockSize)
+                                  blockCount: (length + blockSize - 1) / blockSize, kvCacheType: kvCacheType)
         self.init(runner: runner, tokenizer: loaded.tokenizer)
     }
 
