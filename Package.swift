@@ -50,6 +50,7 @@ let package = Package(
         .testTarget(name: "EnergonTokenizersTests", dependencies: ["EnergonTokenizers", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "EnergonDistributedTests", dependencies: ["EnergonDistributed"]),
+        .testTarget(name: "EnergonEngineTests", dependencies: ["EnergonEngine"]),
         .testTarget(name: "EnergonModelsTests", dependencies: ["EnergonModels", "EnergonEngine", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
     ]

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Make the chat-template fixtures for EnergonTokenizersTests (suite ChatTemplateTests).
+"""Make the chat-template fixtures for EnergonTokenizersTests (suite ChatTemplateTests):
+Tests/EnergonTokenizersTests/Fixtures/templates/chat_templates.json and the *.jinja sources beside it.
 
 Renders real model chat templates, and a list of small expressions, with `jinja2` configured exactly as
 transformers' `apply_chat_template` does (src/transformers/utils/chat_template_utils.py):
@@ -449,6 +450,9 @@ EXPRESSION_TEMPLATES = [
     "{{ range(3) }}|{{ range(1, 10, 3) }}|{{ range(5)[1:3] }}|{{ range(5)[::-1] | list }}|{{ range(4)[-1] }}|{{ range(3) | length }}|{{ 2 in range(3) }}|{{ range(0) or 'empty' }}|{{ range(3) == range(0, 3) }}|{{ range(3) is sequence }}",
     "{{ range(3) | tojson }}",
     "{{ range(-9223372036854775807, 9223372036854775807) | length }}",
+    "{{ 'ΣΑΣ ΟΔΟΣ' | lower }}|{{ 'İ' | lower | length }}|{{ 'ß' | upper }}|{{ 'ǅ' | lower }}|{{ 'ǆa'.title() }}|{{ 'ﬁx' | upper }}|{{ 'ŉ'.capitalize() }}|{{ 'ΣΑΣ'.lower() }}",
+    "{{ 'ǅ'.islower() }}|{{ 'a1'.islower() }}|{{ 'A1'.isupper() }}|{{ '1'.islower() }}|{{ 'ǅ' is upper }}|{{ 'ΑΣ-β'|title }}|{{ 'x ΣΑΣ.' | lower }}|{{ ['Σ', 'σ', 'ς'] | sort }}",
+    "{{ -2 ** z }}|{{ (-2) ** a }}|{{ -2 ** 2 }}|{{ -f ** 2 }}|{{ (0 - 3) ** a }}|{{ -0.0 ** z }}|{{ 2 ** -a }}|{{ -(2) ** 2 }}",
     "{{ 2.5 | unique | list }}",
     "{{ undefined_name | float }}",
     "{{ 0 ** -1 }}",
@@ -592,7 +596,8 @@ if __name__ == "__main__":
     parser.add_argument("--llama-cpp", default=DEFAULT_LLAMA_CPP, help="a llama.cpp source tree")
     parser.add_argument("--sweep", action="store_true",
                         help="also render every template in llama.cpp's models/templates (a local check of "
-                             "coverage; the result is too large to commit)")
+                             "coverage; the result is too large to commit: afterwards delete templates/sweep-*.jinja "
+                             "and rerun without --sweep)")
     parser.add_argument("--mutations", type=int, default=0,
                         help="also add this many randomly mutated copies of the templates to the expression "
                              "cases (a local differential check against jinja2; too large to commit)")
@@ -621,7 +626,7 @@ if __name__ == "__main__":
         "expressions": [dict(case, **render(case["template"], case.get("context", {}))) for case in EXPRESSION_CASES],
         "syntax_errors": [syntax_error_case(case) for case in SYNTAX_ERROR_CASES],
     }
-    path = os.path.join(FIXTURES, "chat_templates.json")
+    path = os.path.join(TEMPLATES, "chat_templates.json")
     with open(path, "w", encoding="utf-8") as file:
         json.dump(output, file, ensure_ascii=False, indent=None, separators=(",", ":"))
         file.write("\n")

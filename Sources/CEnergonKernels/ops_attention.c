@@ -2,6 +2,7 @@
 // Swift side spreads calls over threads. The loop itself is ops_attention_body.h, instantiated
 // here for each ISA level on top of that level's small vector helpers.
 #include "energon_ops.h"
+#include "energon_quants.h"
 #include "ops_math.h"
 
 size_t energon_attention_scratch_floats(int32_t group_heads) {
@@ -10,6 +11,10 @@ size_t energon_attention_scratch_floats(int32_t group_heads) {
 
 size_t energon_attention_rows_scratch_floats(int32_t rows) {
     return 3 * ENERGON_ATTENTION_CHUNK + 2 * (size_t)rows;
+}
+
+size_t energon_attention_rows_scratch_floats_f16(int32_t rows, int32_t head_dimension) {
+    return energon_attention_rows_scratch_floats(rows) + 2 * ENERGON_ATTENTION_CHUNK * (size_t)head_dimension;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -73,9 +78,16 @@ static void accumulate_triple_portable(float *out0, float *out1, float *out2, co
     accumulate_portable(out2, weights2, values, count, dimension);
 }
 
+static void half_rows_portable(const uint16_t *source, float *destination, int64_t count) {
+    for (int64_t i = 0; i < count; i++) destination[i] = energon_half_to_float(source[i]);
+}
+
 #define ENERGON_ATTENTION_TARGET
 #define ENERGON_ATTENTION_NAME(name) name##_portable
 #include "ops_attention_body.h"
+#define ENERGON_ATTENTION_HALF
+#include "ops_attention_body.h"
+#undef ENERGON_ATTENTION_HALF
 #undef ENERGON_ATTENTION_TARGET
 #undef ENERGON_ATTENTION_NAME
 
@@ -326,9 +338,20 @@ ENERGON_AVX512 static void accumulate_triple_avx512(float *out0, float *out1, fl
     accumulate_rows_avx512(3, out, weights, values, count, dimension);
 }
 
+// Half -> float, 16 at a time with F16C (exact); a masked load takes the tail.
+ENERGON_AVX512 static inline void half_rows_avx512(const uint16_t *source, float *destination, int64_t count) {
+    for (int64_t i = 0; i < count; i += 16) {
+        __mmask16 mask = energon_tail_mask16((size_t)(count - i));
+        _mm512_mask_storeu_ps(destination + i, mask, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, source + i)));
+    }
+}
+
 #define ENERGON_ATTENTION_TARGET ENERGON_AVX512
 #define ENERGON_ATTENTION_NAME(name) name##_avx512
 #include "ops_attention_body.h"
+#define ENERGON_ATTENTION_HALF
+#include "ops_attention_body.h"
+#undef ENERGON_ATTENTION_HALF
 #undef ENERGON_ATTENTION_TARGET
 #undef ENERGON_ATTENTION_NAME
 
@@ -504,9 +527,20 @@ ENERGON_AVX2 static inline void accumulate_triple_avx2(float *out0, float *out1,
     accumulate_avx2(out2, weights2, values, count, dimension);
 }
 
+// Half -> float, 8 at a time with F16C (exact); the tail goes through the scalar conversion.
+ENERGON_AVX2 static inline void half_rows_avx2(const uint16_t *source, float *destination, int64_t count) {
+    int64_t i = 0;
+    for (; i + 8 <= count; i += 8)
+        _mm256_storeu_ps(destination + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(source + i))));
+    for (; i < count; i++) destination[i] = energon_half_to_float(source[i]);
+}
+
 #define ENERGON_ATTENTION_TARGET ENERGON_AVX2
 #define ENERGON_ATTENTION_NAME(name) name##_avx2
 #include "ops_attention_body.h"
+#define ENERGON_ATTENTION_HALF
+#include "ops_attention_body.h"
+#undef ENERGON_ATTENTION_HALF
 #undef ENERGON_ATTENTION_TARGET
 #undef ENERGON_ATTENTION_NAME
 #endif
@@ -529,8 +563,30 @@ void energon_attention_rows_f32(int32_t rows, const float *const *queries, float
     attention_rows_portable(rows, queries, outputs, firsts, ends, key_blocks, value_blocks, shape, scratch, normalize);
 }
 
+void energon_attention_rows_f16(int32_t rows, const float *const *queries, float *const *outputs,
+                                const int64_t *firsts, const int64_t *ends, const uint16_t *const *key_blocks,
+                                const uint16_t *const *value_blocks, const energon_attention_shape *shape,
+                                float *scratch, int normalize, energon_isa isa) {
+#if defined(__x86_64__)
+    if (isa >= ENERGON_ISA_AVX512) {
+        attention_rows_half_avx512(rows, queries, outputs, firsts, ends, key_blocks, value_blocks, shape, scratch,
+                                   normalize);
+        return;
+    }
+    if (isa >= ENERGON_ISA_AVX2) {
+        attention_rows_half_avx2(rows, queries, outputs, firsts, ends, key_blocks, value_blocks, shape, scratch,
+                                 normalize);
+        return;
+    }
+#endif
+    (void)isa;
+    attention_rows_half_portable(rows, queries, outputs, firsts, ends, key_blocks, value_blocks, shape, scratch,
+                                 normalize);
+}
+
 /// The rows of one KV group's heads for one token: contiguous queries and outputs, one range.
-static void group_attention(const float *q, const float *const *key_blocks, const float *const *value_blocks,
+/// `half` selects the cache element type of the blocks (f32 or IEEE half).
+static void group_attention(const float *q, const void *const *key_blocks, const void *const *value_blocks, int half,
                             int64_t first_position, int64_t end_position, const energon_attention_shape *shape,
                             float *output, float *scratch, int normalize, energon_isa isa) {
     const float *queries[ENERGON_ATTENTION_MAX_ROWS];
@@ -543,21 +599,23 @@ static void group_attention(const float *q, const float *const *key_blocks, cons
         firsts[r] = first_position;
         ends[r] = end_position;
     }
-    energon_attention_rows_f32(rows, queries, outputs, firsts, ends, key_blocks, value_blocks, shape, scratch,
-                               normalize, isa);
+    if (half)
+        energon_attention_rows_f16(rows, queries, outputs, firsts, ends, (const uint16_t *const *)key_blocks,
+                                   (const uint16_t *const *)value_blocks, shape, scratch, normalize, isa);
+    else
+        energon_attention_rows_f32(rows, queries, outputs, firsts, ends, (const float *const *)key_blocks,
+                                   (const float *const *)value_blocks, shape, scratch, normalize, isa);
 }
 
 void energon_attention_f32(const float *q, const float *const *key_blocks, const float *const *value_blocks,
                            int64_t first_position, int64_t end_position, const energon_attention_shape *shape,
                            float *output, float *scratch, energon_isa isa) {
-    group_attention(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, 1, isa);
+    group_attention(q, (const void *const *)key_blocks, (const void *const *)value_blocks, 0, first_position,
+                    end_position, shape, output, scratch, 1, isa);
 }
 
-void energon_attention_partial_f32(const float *q, const float *const *key_blocks, const float *const *value_blocks,
-                                   int64_t first_position, int64_t end_position,
-                                   const energon_attention_shape *shape, float *output, float *maxima, float *sums,
-                                   float *scratch, energon_isa isa) {
-    group_attention(q, key_blocks, value_blocks, first_position, end_position, shape, output, scratch, 0, isa);
+/// Copies the body's per-row softmax state out of scratch after a non-normalising call.
+static void copy_state(const energon_attention_shape *shape, const float *scratch, float *maxima, float *sums) {
     const int64_t heads = shape->group_heads;
     const float *state = scratch + 3 * ENERGON_ATTENTION_CHUNK;  // the body's [maxima, sums]
     for (int64_t h = 0; h < heads; h++) {
@@ -566,27 +624,20 @@ void energon_attention_partial_f32(const float *q, const float *const *key_block
     }
 }
 
-void energon_attention_merge_f32(const float *partial_outputs, const float *maxima, const float *sums,
-                                 int32_t parts, int32_t heads, int32_t head_dimension, float *output) {
-    for (int32_t h = 0; h < heads; h++) {
-        float maximum = -INFINITY;
-        for (int32_t p = 0; p < parts; p++) {
-            float m = maxima[(size_t)p * heads + h];
-            maximum = m > maximum ? m : maximum;
-        }
-        float *out = output + (size_t)h * head_dimension;
-        for (int32_t d = 0; d < head_dimension; d++) out[d] = 0.0f;
-        if (maximum == -INFINITY) continue;  // no keys at all: zeros, as the single-pass kernel gives
-        float total = 0.0f;
-        for (int32_t p = 0; p < parts; p++) {
-            // Rescale each part to the common maximum; an empty part has weight exp(-inf) = 0.
-            float weight = energon_exp_scalar(maxima[(size_t)p * heads + h] - maximum);
-            if (weight == 0.0f) continue;
-            total += weight * sums[(size_t)p * heads + h];
-            const float *part = partial_outputs + ((size_t)p * heads + h) * head_dimension;
-            for (int32_t d = 0; d < head_dimension; d++) out[d] += weight * part[d];
-        }
-        float inverse = 1.0f / total;
-        for (int32_t d = 0; d < head_dimension; d++) out[d] *= inverse;
-    }
+void energon_attention_partial_f32(const float *q, const float *const *key_blocks, const float *const *value_blocks,
+                                   int64_t first_position, int64_t end_position,
+                                   const energon_attention_shape *shape, float *output, float *maxima, float *sums,
+                                   float *scratch, energon_isa isa) {
+    group_attention(q, (const void *const *)key_blocks, (const void *const *)value_blocks, 0, first_position,
+                    end_position, shape, output, scratch, 0, isa);
+    copy_state(shape, scratch, maxima, sums);
+}
+
+void energon_attention_partial_f16(const float *q, const uint16_t *const *key_blocks,
+                                   const uint16_t *const *value_blocks, int64_t first_position, int64_t end_position,
+                                   const energon_attention_shape *shape, float *output, float *maxima, float *sums,
+                                   float *scratch, energon_isa isa) {
+    group_attention(q, (const void *const *)key_blocks, (const void *const *)value_blocks, 1, first_position,
+                    end_position, shape, output, scratch, 0, isa);
+    copy_state(shape, scratch, maxima, sums);
 }

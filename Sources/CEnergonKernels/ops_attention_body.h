@@ -17,12 +17,29 @@
 // prefill several consecutive tokens (their causal ranges differ by a few keys at the end, and
 // with a sliding window at the start). Rows are processed three or two at a time, so each key
 // and value vector loaded feeds several FMAs; the kernel is load-bound with one row.
+//
+// With ENERGON_ATTENTION_HALF defined the cache holds IEEE half rows (an F16 KV cache) and the
+// functions get a `_half` infix. Each chunk's key and value head slices are then widened once
+// to f32 (F16C `vcvtph2ps`, helper half_rows) into scratch that stays in L1/L2, and the f32
+// helpers run on that copy: every converted key serves all the call's rows (2-3 per multi-row
+// kernel, several kernels per chunk), so converting per chunk costs one conversion per loaded
+// half instead of one per FMA, while DRAM traffic, which dominates at depth, is halved.
+// Queries, scores and accumulation stay f32.
 
-/// Online-softmax update of `count` rows (indices `list`) over keys lo ..< hi.
-ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_NAME(attention_range)(
+#ifdef ENERGON_ATTENTION_HALF
+#define ENERGON_ATTENTION_KV uint16_t
+#define ENERGON_ATTENTION_KERNEL(name) ENERGON_ATTENTION_NAME(name##_half)
+#else
+#define ENERGON_ATTENTION_KV float
+#define ENERGON_ATTENTION_KERNEL(name) ENERGON_ATTENTION_NAME(name)
+#endif
+
+/// Online-softmax update of `count` rows (indices `list`) over keys lo ..< hi. `converted`
+/// (half caches only) holds 2 * CHUNK * head_dimension floats.
+ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_KERNEL(attention_range)(
     int64_t lo, int64_t hi, const int64_t *list, int64_t count, const float *const *queries, float *const *outputs,
-    const float *const *key_blocks, const float *const *value_blocks, const energon_attention_shape *shape,
-    float *scores, float *maxima, float *sums) {
+    const ENERGON_ATTENTION_KV *const *key_blocks, const ENERGON_ATTENTION_KV *const *value_blocks,
+    const energon_attention_shape *shape, float *scores, float *maxima, float *sums, float *converted) {
     const int64_t dimension = shape->head_dimension;
     const int64_t block_size = shape->block_size;
     const float *key_rows[ENERGON_ATTENTION_CHUNK];
@@ -34,8 +51,18 @@ ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_NAME(attention_range)(
         // Row addresses of the chunk, walking the block table (no division per key).
         for (int64_t j = 0; j < chunk; j++) {
             int64_t offset = row * shape->row_stride + shape->head_offset;
+#ifdef ENERGON_ATTENTION_HALF
+            float *key_copy = converted + j * dimension;
+            float *value_copy = converted + (ENERGON_ATTENTION_CHUNK + j) * dimension;
+            ENERGON_ATTENTION_NAME(half_rows)(key_blocks[block] + offset, key_copy, dimension);
+            ENERGON_ATTENTION_NAME(half_rows)(value_blocks[block] + offset, value_copy, dimension);
+            key_rows[j] = key_copy;
+            value_rows[j] = value_copy;
+#else
+            (void)converted;
             key_rows[j] = key_blocks[block] + offset;
             value_rows[j] = value_blocks[block] + offset;
+#endif
             if (++row == block_size) {
                 row = 0;
                 block++;
@@ -83,16 +110,18 @@ ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_NAME(attention_range)(
 }
 
 /// Attention of `rows` query rows sharing one KV head; row r sees keys firsts[r] ..< ends[r].
-/// Scratch: [3 * CHUNK scores][rows maxima][rows sums]. With normalize == 0 the outputs stay
+/// Scratch: [3 * CHUNK scores][rows maxima][rows sums], then for a half cache [2 * CHUNK *
+/// head_dimension converted keys and values]. With normalize == 0 the outputs stay
 /// unnormalised and maxima/sums hold each row's softmax state (split-K).
-ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_NAME(attention_rows)(
+ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_KERNEL(attention_rows)(
     int64_t rows, const float *const *queries, float *const *outputs, const int64_t *firsts, const int64_t *ends,
-    const float *const *key_blocks, const float *const *value_blocks, const energon_attention_shape *shape,
-    float *scratch, int normalize) {
+    const ENERGON_ATTENTION_KV *const *key_blocks, const ENERGON_ATTENTION_KV *const *value_blocks,
+    const energon_attention_shape *shape, float *scratch, int normalize) {
     const int64_t dimension = shape->head_dimension;
     float *scores = scratch;
     float *maxima = scratch + 3 * ENERGON_ATTENTION_CHUNK;
     float *sums = maxima + rows;
+    float *converted = sums + rows;
     int64_t all[ENERGON_ATTENTION_MAX_ROWS];
     int64_t common_first = 0, common_end = INT64_MAX;
     for (int64_t r = 0; r < rows; r++) {
@@ -104,23 +133,26 @@ ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_NAME(attention_rows)(
         common_end = ends[r] < common_end ? ends[r] : common_end;
     }
     if (common_first < common_end) {
-        ENERGON_ATTENTION_NAME(attention_range)(common_first, common_end, all, rows, queries, outputs, key_blocks,
-                                                value_blocks, shape, scores, maxima, sums);
+        ENERGON_ATTENTION_KERNEL(attention_range)(common_first, common_end, all, rows, queries, outputs, key_blocks,
+                                                value_blocks, shape, scores, maxima, sums, converted);
     } else {
         common_first = common_end = INT64_MAX;  // nothing shared: each row takes its whole range below
     }
     for (int64_t r = 0; r < rows; r++) {
         int64_t before_end = ends[r] < common_first ? ends[r] : common_first;
         if (firsts[r] < before_end)
-            ENERGON_ATTENTION_NAME(attention_range)(firsts[r], before_end, all + r, 1, queries, outputs, key_blocks,
-                                                    value_blocks, shape, scores, maxima, sums);
+            ENERGON_ATTENTION_KERNEL(attention_range)(firsts[r], before_end, all + r, 1, queries, outputs, key_blocks,
+                                                    value_blocks, shape, scores, maxima, sums, converted);
         int64_t after_first = firsts[r] > common_end ? firsts[r] : common_end;
         if (common_end != INT64_MAX && after_first < ends[r])
-            ENERGON_ATTENTION_NAME(attention_range)(after_first, ends[r], all + r, 1, queries, outputs, key_blocks,
-                                                    value_blocks, shape, scores, maxima, sums);
+            ENERGON_ATTENTION_KERNEL(attention_range)(after_first, ends[r], all + r, 1, queries, outputs, key_blocks,
+                                                    value_blocks, shape, scores, maxima, sums, converted);
     }
     if (!normalize) return;
     for (int64_t r = 0; r < rows; r++) {
         if (sums[r] > 0.0f) ENERGON_ATTENTION_NAME(scale)(outputs[r], 1.0f / sums[r], dimension);
     }
 }
+
+#undef ENERGON_ATTENTION_KV
+#undef ENERGON_ATTENTION_KERNEL

@@ -59,12 +59,13 @@ public final class Generator: @unchecked Sendable {
     }
 
     /// Creates a serial generator with a KV cache of `contextLength` positions (default: the
-    /// model's, at most 4096).
-    public convenience init(loaded: LoadedModel, context: ComputeContext, contextLength: Int? = nil, blockSize: Int = 16) {
+    /// model's, at most 4096) of `kvCacheType` rows (`.f16`, llama.cpp's default, or `.f32`).
+    public convenience init(loaded: LoadedModel, context: ComputeContext, contextLength: Int? = nil, blockSize: Int = 16,
+                            kvCacheType: DType = .f16) {
         let configuration = loaded.model.configuration
         let length = Generator.cacheLength(configuration: configuration, requested: contextLength)
         let runner = SerialRunner(model: loaded.model, context: context, blockSize: blockSize,
-                                  blockCount: (length + blockSize - 1) / blockSize)
+                                  blockCount: (length + blockSize - 1) / blockSize, kvCacheType: kvCacheType)
         self.init(runner: runner, tokenizer: loaded.tokenizer)
     }
 
@@ -110,7 +111,7 @@ public final class Generator: @unchecked Sendable {
         var table: [Int32] = []
         defer { release(&table) }
         var sampler = Sampler(parameters: parameters, prompt: prompt)
-        var decoder = StreamingDecoder(tokenizer: tokenizer)
+        var decoder = StreamingDecoder(tokenizer: tokenizer, continuesText: true)  // text follows the prompt
         var result = GenerationResult(tokens: [], text: "", finishReason: .length, promptTokens: prompt.count,
                                       promptSeconds: 0, generationSeconds: 0)
         let promptStart = monotonicSeconds()
@@ -126,7 +127,7 @@ public final class Generator: @unchecked Sendable {
         let maxStop = stopStrings.map(\.count).max() ?? 0
         var emitted = 0  // characters of result.text already passed to onText
         while result.tokens.count < maxTokens, let current = logits {
-            let (token, _) = sampler.sample(logits: current, count: vocabulary)
+            let (token, _) = sampler.sample(logits: current, count: vocabulary, logprob: false)
             sampler.accept(token)
             result.tokens.append(token)
             if !ignoreEOS && tokenizer.eosTokenIDs.contains(token) {

@@ -92,9 +92,12 @@ public struct Sampler: Sendable {
     public mutating func accept(_ token: Int32) { history.append(token) }
 
     /// Chooses the next token from `logits` (length `count`) and returns it with its
-    /// log-probability under the final (temperature-scaled, filtered) distribution.
+    /// log-probability under the final (temperature-scaled, filtered) distribution; for greedy
+    /// decoding, under the softmax of the logits. Pass `logprob: false` to skip that work
+    /// (a full pass of `exp` over the vocabulary) when nobody reads it; it is then NaN.
     /// The logits buffer is modified (penalties applied in place).
-    public mutating func sample(logits: UnsafeMutablePointer<Float>, count: Int) -> (token: Int32, logprob: Float) {
+    public mutating func sample(logits: UnsafeMutablePointer<Float>, count: Int,
+                                logprob wantLogprob: Bool = true) -> (token: Int32, logprob: Float) {
         applyPenalties(logits, count: count)
         if parameters.temperature == 0 {
             var best = 0
@@ -103,6 +106,7 @@ public struct Sampler: Sendable {
                 bestValue = logits[i]
                 best = i
             }
+            guard wantLogprob else { return (Int32(best), .nan) }
             // log-softmax of the argmax at temperature 1, for reporting.
             var sum: Double = 0
             for i in 0..<count { sum += Double(expf(logits[i] - bestValue)) }

@@ -12,8 +12,9 @@ public protocol DecoderModel: AnyObject, Sendable {
     var layerRange: Range<Int> { get }
     /// Floats per position per layer this worker stores in its KV cache.
     var kvDimensionPerRank: Int { get }
-    /// Writes the embeddings of `tokens` to `hidden` (`[tokens, hiddenSize]`). First stage only.
-    func embed(_ tokens: [Int32], into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws
+    /// Writes the input embeddings of `batch` (its tokens, and its positions where the model
+    /// learns them) to `hidden` (`[tokens, hiddenSize]`). First stage only.
+    func embed(_ batch: ForwardBatch, into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws
     /// Runs block `layer` on `hidden` in place; `cacheLayer` is the layer's index in this worker's cache.
     func block(_ layer: Int, hidden: UnsafeMutablePointer<Float>, batch: ForwardBatch, cache: KVCache, cacheLayer: Int,
                buffers: ActivationBuffers, context: ComputeContext) throws
@@ -39,7 +40,7 @@ public enum DecoderRuntime {
         let tokens = batch.totalTokens
         let hidden = buffers.buffer(.hidden, count: tokens * configuration.hiddenSize)  // [tokens, hidden]
         if parallel.isFirstStage {
-            try model.embed(batch.tokens, into: hidden, context: context)
+            try model.embed(batch, into: hidden, context: context)
         } else if let incoming {
             hidden.update(from: incoming, count: tokens * configuration.hiddenSize)
         }

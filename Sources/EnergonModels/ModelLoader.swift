@@ -79,20 +79,22 @@ public final class Checkpoint: @unchecked Sendable {
     /// - Parameters:
     ///   - threadsPerRank: compute threads of each rank.
     ///   - contextLength: positions the KV cache holds (default: the model's, at most 4096).
+    ///   - kvCacheType: element type of the KV cache, `.f16` (llama.cpp's default) or `.f32`.
     public func makeRunner(tensorParallel: Int = 1, pipelineStages: Int = 1, layersPerStage: [Int]? = nil,
                            threadsPerRank: Int, isa: ISA = .best, contextLength: Int? = nil,
-                           blockSize: Int = 16) throws -> any ModelRunner {
+                           blockSize: Int = 16, kvCacheType: DType = .f16) throws -> any ModelRunner {
         let length = max(1, min(contextLength ?? min(configuration.contextLength, 4096), configuration.contextLength))
         let blockCount = (length + blockSize - 1) / blockSize
         if tensorParallel == 1 && pipelineStages == 1 {
             let model = try ModelRegistry.build(configuration: configuration, weights: weights())
             return SerialRunner(model: model, context: ComputeContext(threads: threadsPerRank, isa: isa),
-                                blockSize: blockSize, blockCount: blockCount)
+                                blockSize: blockSize, blockCount: blockCount, kvCacheType: kvCacheType)
         }
         let grid = try ParallelGrid(configuration: configuration, tensorParallel: tensorParallel,
                                     pipelineStages: pipelineStages, layersPerStage: layersPerStage)
         return try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: threadsPerRank,
-                                       weights: { self.weights() }, blockSize: blockSize, blockCount: blockCount)
+                                       weights: { self.weights() }, blockSize: blockSize, blockCount: blockCount,
+                                       kvCacheType: kvCacheType)
     }
 }
 

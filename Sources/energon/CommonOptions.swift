@@ -28,11 +28,15 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Layers per pipeline stage, comma-separated (default: balanced by cost).")
     var stageLayers: String?
 
+    @Option(name: .long, help: "KV cache element type: f16 (llama.cpp's default) or f32.")
+    var kvCache: String = "f16"
+
     func validate() throws {
         guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
         if let isa, ISA(name: isa) == nil { throw ValidationError("--isa must be portable, avx2 or avx512, got \(isa)") }
         guard tp >= 1 && tp <= 256 else { throw ValidationError("--tp must be between 1 and 256, got \(tp)") }
         guard pp >= 1 && pp <= 256 else { throw ValidationError("--pp must be between 1 and 256, got \(pp)") }
+        guard kvCacheType != nil else { throw ValidationError("--kv-cache must be f16 or f32, got \(kvCache)") }
         if let stageLayers, parsedStageLayers == nil {
             throw ValidationError("--stage-layers must be comma-separated positive integers, got \(stageLayers)")
         }
@@ -45,6 +49,15 @@ struct ModelOptions: ParsableArguments {
         return parts.compactMap { $0 }
     }
 
+    /// The `--kv-cache` element type, or `nil` if it names neither f16 nor f32.
+    var kvCacheType: DType? {
+        switch kvCache.lowercased() {
+        case "f16": .f16
+        case "f32": .f32
+        default: nil
+        }
+    }
+
     /// Opens the checkpoint and builds a runner for the requested tp × pp grid.
     func makeGenerator(contextLength: Int? = nil) throws -> (Generator, Checkpoint, seconds: Double) {
         let start = monotonicClock()
@@ -55,7 +68,7 @@ struct ModelOptions: ParsableArguments {
         do {
             runner = try checkpoint.makeRunner(tensorParallel: tp, pipelineStages: pp, layersPerStage: parsedStageLayers,
                                                threadsPerRank: threads, isa: isa.flatMap(ISA.init(name:)) ?? .best,
-                                               contextLength: contextLength)
+                                               contextLength: contextLength, kvCacheType: kvCacheType ?? .f16)
         } catch let error as ParallelGridError {
             throw ValidationError("\(error)")
         }

@@ -4,21 +4,22 @@ import Testing
 /// A paged KV cache built from dense `[positions, kvHeads * headDimension]` keys and values.
 /// Blocks are separate allocations handed out in a shuffled order (so a kernel that assumed
 /// contiguous blocks would read the wrong rows), and rows past the sequence's end hold NaN (so a
-/// kernel that read past the causal range would produce NaN).
-final class PagedTestCache {
+/// kernel that read past the causal range would produce NaN). `Element` is `Float` for an f32
+/// cache or `UInt16` (half bits) for an F16 cache.
+final class PagedTestCache<Element> {
     let blockSize: Int
-    private(set) var keyBlocks: [UnsafeMutablePointer<Float>] = []
-    private(set) var valueBlocks: [UnsafeMutablePointer<Float>] = []
-    private var allocations: [UnsafeMutablePointer<Float>] = []
+    private(set) var keyBlocks: [UnsafeMutablePointer<Element>] = []
+    private(set) var valueBlocks: [UnsafeMutablePointer<Element>] = []
+    private var allocations: [UnsafeMutablePointer<Element>] = []
 
-    init(keys: [Float], values: [Float], positions: Int, rowWidth: Int, blockSize: Int, capacity: Int,
-         random: inout OpsTestRandom) {
+    init(keys: [Element], values: [Element], nan: Element, positions: Int, rowWidth: Int, blockSize: Int,
+         capacity: Int, random: inout OpsTestRandom) {
         self.blockSize = blockSize
         let blocks = (capacity + blockSize - 1) / blockSize
-        var pool: [UnsafeMutablePointer<Float>] = []
+        var pool: [UnsafeMutablePointer<Element>] = []
         for _ in 0..<(2 * blocks) {
-            let block = UnsafeMutablePointer<Float>.allocate(capacity: blockSize * rowWidth)
-            block.initialize(repeating: .nan, count: blockSize * rowWidth)
+            let block = UnsafeMutablePointer<Element>.allocate(capacity: blockSize * rowWidth)
+            block.initialize(repeating: nan, count: blockSize * rowWidth)
             pool.append(block)
         }
         allocations = pool
@@ -50,19 +51,37 @@ struct AttentionTestSequence {
 
 @Suite struct AttentionTests {
     /// Runs `Attention.compute` over `sequences` packed into one batch with the given block size
-    /// and returns the packed output.
+    /// and returns the packed output. With `configuration.cacheType == .f16` the cache holds the
+    /// keys and values rounded to half (Swift's `Float16`, round to nearest even).
     func run(_ sequences: [AttentionTestSequence], configuration: AttentionConfiguration, blockSize: Int?,
              threads: Int, isa: ISA, random: inout OpsTestRandom) -> [Float] {
+        if configuration.cacheType == .f16 {
+            return run(sequences, configuration: configuration, blockSize: blockSize, threads: threads, isa: isa,
+                       nan: Float16.nan.bitPattern, convert: { Float16($0).bitPattern },
+                       makeEntry: { AttentionSequence(queryOffset: $0, tokens: $1, startPosition: $2, keyBlocks: $3, valueBlocks: $4) },
+                       random: &random)
+        }
+        return run(sequences, configuration: configuration, blockSize: blockSize, threads: threads, isa: isa,
+                   nan: Float.nan, convert: { $0 },
+                   makeEntry: { AttentionSequence(queryOffset: $0, tokens: $1, startPosition: $2, keyBlocks: $3, valueBlocks: $4) },
+                   random: &random)
+    }
+
+    func run<Element>(_ sequences: [AttentionTestSequence], configuration: AttentionConfiguration, blockSize: Int?,
+                      threads: Int, isa: ISA, nan: Element, convert: (Float) -> Element,
+                      makeEntry: (Int, Int, Int, UnsafePointer<UnsafeMutablePointer<Element>>,
+                                  UnsafePointer<UnsafeMutablePointer<Element>>) -> AttentionSequence,
+                      random: inout OpsTestRandom) -> [Float] {
         let rowWidth = configuration.kvHeads * configuration.headDimension
-        var caches: [PagedTestCache] = []
+        var caches: [PagedTestCache<Element>] = []
         var packedQueries: [Float] = []
         // One block size for the whole batch: a dense cache is one block as large as the longest sequence.
         let capacity = sequences.map { $0.startPosition + $0.tokens }.max()! + 5
         for sequence in sequences {
             let positions = sequence.startPosition + sequence.tokens
-            caches.append(PagedTestCache(keys: sequence.keys, values: sequence.values, positions: positions,
-                                         rowWidth: rowWidth, blockSize: blockSize ?? capacity, capacity: capacity,
-                                         random: &random))
+            caches.append(PagedTestCache(keys: sequence.keys.map(convert), values: sequence.values.map(convert), nan: nan,
+                                         positions: positions, rowWidth: rowWidth, blockSize: blockSize ?? capacity,
+                                         capacity: capacity, random: &random))
             packedQueries += sequence.queries
         }
         var output = [Float](repeating: .nan, count: packedQueries.count)
@@ -74,9 +93,8 @@ struct AttentionTestSequence {
             keyTables[index].withUnsafeBufferPointer { keys in
                 valueTables[index].withUnsafeBufferPointer { values in
                     let offset = sequences[..<index].reduce(0) { $0 + $1.tokens }
-                    let entry = AttentionSequence(queryOffset: offset, tokens: sequences[index].tokens,
-                                                  startPosition: sequences[index].startPosition,
-                                                  keyBlocks: keys.baseAddress!, valueBlocks: values.baseAddress!)
+                    let entry = makeEntry(offset, sequences[index].tokens, sequences[index].startPosition,
+                                          keys.baseAddress!, values.baseAddress!)
                     withTables(index + 1, built + [entry], body)
                 }
             }
@@ -100,11 +118,15 @@ struct AttentionTestSequence {
             values: random.floats(positions * rowWidth, in: -1...1))
     }
 
+    /// The Float64 reference; for an F16 cache it runs on the keys and values rounded to half,
+    /// as the cache holds them, so only summation order separates it from the kernel.
     func reference(_ sequences: [AttentionTestSequence], configuration: AttentionConfiguration) -> [Float] {
-        sequences.flatMap { sequence in
+        let half = configuration.cacheType == .f16
+        func stored(_ values: [Float]) -> [Float] { half ? values.map { Float(Float16($0)) } : values }
+        return sequences.flatMap { sequence in
             ReferenceOps.attention(queries: sequence.queries, tokens: sequence.tokens,
-                                   startPosition: sequence.startPosition, keys: sequence.keys, values: sequence.values,
-                                   configuration: configuration)
+                                   startPosition: sequence.startPosition, keys: stored(sequence.keys),
+                                   values: stored(sequence.values), configuration: configuration)
         }
     }
 

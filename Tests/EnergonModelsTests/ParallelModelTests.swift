@@ -27,7 +27,8 @@ import Testing
             let grid = try ParallelGrid(configuration: configuration, tensorParallel: tp, pipelineStages: pp)
             #expect(grid.stageLayers.map(\.count).reduce(0, +) == configuration.layerCount)
             let runner = try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: 1,
-                                                 weights: { WeightSource(gguf: file) }, blockSize: 4, blockCount: 8)
+                                                 weights: { WeightSource(gguf: file) }, blockSize: 4, blockCount: 8,
+                                                 kvCacheType: .f32)
             var table: [Int32] = []
             // Prefill the first 5 tokens with all their logits, then decode the rest one by one.
             try runner.blocks.ensureCapacity(&table, positions: 5)

@@ -30,6 +30,8 @@ import Testing
         let context: Int
         let chunks: Int
         let perplexity: [String: Double]
+        /// Exact-arithmetic references (transformers, fp32, dequantized weights).
+        let exact: [String: Double]
     }
 
     static var fixture: PerplexityFixture? {
@@ -54,6 +56,39 @@ import Testing
         #expect(result.text.contains("Paris"), "continuation: \(result.text)")
     }
 
+    @Test func generationStreamsStopsAndRepeatsWithASeed() throws {
+        let path = try #require(Self.find("SmolLM2-135M-Instruct.Q4_1.gguf"))
+        let loaded = try LoadedModel.load(path: path)
+        let generator = Generator(loaded: loaded, context: ComputeContext(threads: 2), contextLength: 256)
+        let prompt = loaded.tokenizer.encode("Once upon a time", addSpecialTokens: true, parseSpecialTokens: true)
+        let sampling = SamplingParameters(temperature: 0.9, topK: 40, topP: 0.95, seed: 42)
+        var streamed = ""
+        let first = try generator.generate(prompt: prompt, parameters: sampling, maxTokens: 24) { streamed += $0; return true }
+        #expect(streamed == first.text)
+        #expect(first.tokens.count == 24 && first.finishReason == .length)
+        let second = try generator.generate(prompt: prompt, parameters: sampling, maxTokens: 24)
+        #expect(second.tokens == first.tokens)
+        let other = try generator.generate(prompt: prompt, parameters: SamplingParameters(temperature: 0.9, topK: 40, topP: 0.95, seed: 7),
+                                           maxTokens: 24)
+        #expect(other.tokens != first.tokens)
+        // A stop string ends generation; neither it nor anything after it is returned or streamed.
+        let greedy = try generator.generate(prompt: prompt, maxTokens: 40)
+        let words = greedy.text.split(separator: " ")
+        try #require(words.count > 4)
+        let stop = String(words[3])
+        var streamedBeforeStop = ""
+        let stopped = try generator.generate(prompt: prompt, maxTokens: 40, stopStrings: [stop]) { streamedBeforeStop += $0; return true }
+        #expect(stopped.finishReason == .stopString)
+        #expect(!stopped.text.contains(stop))
+        #expect(greedy.text.hasPrefix(stopped.text))
+        #expect(streamedBeforeStop == stopped.text)
+        // Cancelling from the stream callback stops at once.
+        var deltas = 0
+        let cancelled = try generator.generate(prompt: prompt, maxTokens: 40) { _ in deltas += 1; return deltas < 3 }
+        #expect(cancelled.finishReason == .cancelled)
+        #expect(generator.runner.blocks.freeBlockCount == generator.runner.blocks.blockCount)  // every block returned
+    }
+
     @Test(arguments: ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf", "SmolLM2-135M-Instruct.Q8_0.gguf",
                       "SmolLM2-135M-Instruct.F16.gguf", "SmolLM2-135M-Instruct.F32.gguf", "SmolLM2-135M-Instruct.Q4_0.gguf"])
     func perplexityMatchesLlamaCpp(model name: String) throws {
@@ -71,6 +106,14 @@ import Testing
         let (perplexity, scored) = try Perplexity.compute(generator: generator, tokens: tokens, context: fixture.context,
                                                           maxChunks: fixture.chunks)
         #expect(scored == fixture.chunks * (fixture.context - 1 - fixture.context / 2))
-        #expect(abs(perplexity - expected) / expected <= 0.01, "\(name): \(perplexity) vs llama.cpp \(expected)")
+        if let exact = fixture.exact[name] {
+            // Against the independent exact computation, 1%. llama.cpp itself quantizes activations
+            // (Q8_1/Q8_K) and stores the KV cache in f16, which moves its result up to ~0.9% from the
+            // exact one on these files (SmolLM2 Q4_1 +0.75%, Gemma 3 -0.86%); against it, 2%.
+            #expect(abs(perplexity - exact) / exact <= 0.01, "\(name): \(perplexity) vs transformers \(exact)")
+            #expect(abs(perplexity - expected) / expected <= 0.02, "\(name): \(perplexity) vs llama.cpp \(expected)")
+        } else {
+            #expect(abs(perplexity - expected) / expected <= 0.01, "\(name): \(perplexity) vs llama.cpp \(expected)")
+        }
     }
 }

@@ -94,7 +94,7 @@ import Testing
         let (model, expected) = try loadDecoder(testCase, format)
         for threads in [1, 3] {
             let context = ComputeContext(threads: threads)
-            let cache = KVCache(layers: model.layerRange.count, blockSize: 4, kvDimension: model.kvDimensionPerRank, blockCount: 16)
+            let cache = KVCache(layers: model.layerRange.count, blockSize: 4, kvDimension: model.kvDimensionPerRank, blockCount: 16, elementType: .f32)
             let table = try cache.allocate(cache.blocksNeeded(positions: testCase.tokens.count))
             let batch = ForwardBatch(sequences: [(tokens: testCase.tokens, startPosition: 0, blockTable: table)], allLogits: true)
             let buffers = ActivationBuffers()  // the returned logits live in these buffers
@@ -110,7 +110,7 @@ import Testing
         let vocabulary = testCase.columns
         for isa in ISA.available {
             let context = ComputeContext(threads: 2, isa: isa)
-            let cache = KVCache(layers: model.layerRange.count, blockSize: 2, kvDimension: model.kvDimensionPerRank, blockCount: 16)
+            let cache = KVCache(layers: model.layerRange.count, blockSize: 2, kvDimension: model.kvDimensionPerRank, blockCount: 16, elementType: .f32)
             let buffers = ActivationBuffers()
             let split = 5
             let table = try cache.allocate(cache.blocksNeeded(positions: testCase.tokens.count))
@@ -131,7 +131,7 @@ import Testing
         let (model, expected) = try loadDecoder(testCase, .gguf)
         let vocabulary = testCase.columns
         let context = ComputeContext(threads: 2)
-        let cache = KVCache(layers: model.layerRange.count, blockSize: 4, kvDimension: model.kvDimensionPerRank, blockCount: 32)
+        let cache = KVCache(layers: model.layerRange.count, blockSize: 4, kvDimension: model.kvDimensionPerRank, blockCount: 32, elementType: .f32)
         let lengths = [3, 12, 7]  // three prefixes packed into one batch, no padding
         var entries: [(tokens: [Int32], startPosition: Int, blockTable: [Int32])] = []
         for length in lengths {
@@ -151,7 +151,7 @@ import Testing
     func positionBeyondContextThrows(_ testCase: Case) throws {
         let (model, _) = try loadDecoder(testCase, .gguf)
         let limit = model.configuration.contextLength
-        let cache = KVCache(layers: model.layerRange.count, blockSize: 16, kvDimension: model.kvDimensionPerRank, blockCount: 8)
+        let cache = KVCache(layers: model.layerRange.count, blockSize: 16, kvDimension: model.kvDimensionPerRank, blockCount: 8, elementType: .f32)
         let table = try cache.allocate(cache.blocksNeeded(positions: limit + 1))
         let batch = ForwardBatch(sequences: [(tokens: [5], startPosition: limit, blockTable: table)])
         #expect(throws: ModelError.self) {
@@ -264,7 +264,7 @@ func runRanks<Result: Sendable>(size: Int, _ body: @escaping @Sendable (any Proc
             let grid = try ParallelGrid(configuration: configuration, tensorParallel: tp, pipelineStages: pp)
             let runner = try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: 1,
                                                  weights: { try TinyArchitectureTests.open(testCase, .gguf).1 },
-                                                 blockSize: 4, blockCount: 8)
+                                                 blockSize: 4, blockCount: 8, kvCacheType: .f32)
             var table: [Int32] = []
             try runner.blocks.ensureCapacity(&table, positions: 5)
             var batch = ForwardBatch(sequences: [(tokens: Array(testCase.tokens[..<5]), startPosition: 0, blockTable: table)])

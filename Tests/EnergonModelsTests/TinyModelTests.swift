@@ -54,7 +54,7 @@ import Testing
         let (model, expected) = try load(testCase)
         for threads in [1, 3] {
             let context = ComputeContext(threads: threads)
-            let cache = KVCache(layers: model.layerRange.count, blockSize: 4, kvDimension: model.kvDimensionPerRank, blockCount: 16)
+            let cache = KVCache(layers: model.layerRange.count, blockSize: 4, kvDimension: model.kvDimensionPerRank, blockCount: 16, elementType: .f32)
             var table = try cache.allocate(cache.blocksNeeded(positions: testCase.tokens.count))
             var batch = ForwardBatch(sequences: [(tokens: testCase.tokens, startPosition: 0, blockTable: table)], allLogits: true)
             batch.logitRows = Array(0..<testCase.tokens.count)
@@ -73,7 +73,7 @@ import Testing
         let vocabulary = testCase.vocabulary
         for isa in ISA.available {
             let context = ComputeContext(threads: 2, isa: isa)
-            let cache = KVCache(layers: model.layerRange.count, blockSize: 2, kvDimension: model.kvDimensionPerRank, blockCount: 16)
+            let cache = KVCache(layers: model.layerRange.count, blockSize: 2, kvDimension: model.kvDimensionPerRank, blockCount: 16, elementType: .f32)
             let buffers = ActivationBuffers()
             let split = 5
             var table = try cache.allocate(cache.blocksNeeded(positions: testCase.tokens.count))
@@ -101,7 +101,7 @@ import Testing
         let model = try ModelRegistry.build(configuration: configuration, weights: weights)
         let data = try Data(contentsOf: Self.fixtures.appendingPathComponent(testCase.logits))
         let expected = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        let cache = KVCache(layers: model.layerRange.count, blockSize: 4, kvDimension: model.kvDimensionPerRank, blockCount: 16)
+        let cache = KVCache(layers: model.layerRange.count, blockSize: 4, kvDimension: model.kvDimensionPerRank, blockCount: 16, elementType: .f32)
         let table = try cache.allocate(cache.blocksNeeded(positions: testCase.tokens.count))
         var batch = ForwardBatch(sequences: [(tokens: testCase.tokens, startPosition: 0, blockTable: table)])
         batch.logitRows = Array(0..<testCase.tokens.count)
@@ -117,7 +117,7 @@ import Testing
         let (model, expected) = try load(testCase)
         let vocabulary = testCase.vocabulary
         let context = ComputeContext(threads: 2)
-        let cache = KVCache(layers: model.layerRange.count, blockSize: 4, kvDimension: model.kvDimensionPerRank, blockCount: 32)
+        let cache = KVCache(layers: model.layerRange.count, blockSize: 4, kvDimension: model.kvDimensionPerRank, blockCount: 32, elementType: .f32)
         // Three prefixes of different lengths packed into one batch, no padding.
         let lengths = [3, 12, 7]
         var entries: [(tokens: [Int32], startPosition: Int, blockTable: [Int32])] = []

@@ -11,7 +11,7 @@ enum ChatTemplateFixtures {
     }()
 
     static func load() throws -> TemplateObject {
-        let data = try Data(contentsOf: directory.appendingPathComponent("chat_templates.json"))
+        let data = try Data(contentsOf: directory.appendingPathComponent("templates/chat_templates.json"))
         var parser = OrderedJSONParser(bytes: Array(data))
         guard case .object(let root) = try parser.parse() else { throw FixtureError.malformed("root is not an object") }
         return root

@@ -103,6 +103,25 @@ void energon_attention_partial_f32(const float *q, const float *const *key_block
                                    const energon_attention_shape *shape, float *output, float *maxima, float *sums,
                                    float *scratch, energon_isa isa);
 
+/// Floats of scratch one `energon_attention_rows_f16` or `energon_attention_partial_f16` call
+/// needs: the f32 scratch plus room to widen one chunk of key and value head slices.
+size_t energon_attention_rows_scratch_floats_f16(int32_t rows, int32_t head_dimension);
+
+/// `energon_attention_rows_f32` over an F16 KV cache: the blocks hold IEEE half rows
+/// (row_stride and head_offset count halves). Keys and values are widened to f32 exactly, so the
+/// result is that of `energon_attention_rows_f32` on the widened cache up to summation order.
+void energon_attention_rows_f16(int32_t rows, const float *const *queries, float *const *outputs,
+                                const int64_t *firsts, const int64_t *ends, const uint16_t *const *key_blocks,
+                                const uint16_t *const *value_blocks, const energon_attention_shape *shape,
+                                float *scratch, int normalize, energon_isa isa);
+
+/// `energon_attention_partial_f32` over an F16 KV cache (scratch:
+/// `energon_attention_rows_scratch_floats_f16(group_heads, head_dimension)` floats).
+void energon_attention_partial_f16(const float *q, const uint16_t *const *key_blocks,
+                                   const uint16_t *const *value_blocks, int64_t first_position, int64_t end_position,
+                                   const energon_attention_shape *shape, float *output, float *maxima, float *sums,
+                                   float *scratch, energon_isa isa);
+
 /// Merges `parts` partial results of `energon_attention_partial_f32` for the same queries:
 /// partial_outputs is [parts, heads, head_dimension], maxima and sums are [parts, heads]; writes
 /// the normalised [heads, head_dimension] output.

@@ -20,10 +20,13 @@ public struct AttentionConfiguration: Sendable {
     /// BERT): every query of a sequence sees all of that sequence's keys, `0 ..< startPosition +
     /// tokens`; `slidingWindow` must then be `nil`.
     public var causal: Bool
+    /// Element type of the cache rows the sequences' blocks hold: `.f32`, or `.f16` (IEEE half
+    /// bits, as llama.cpp's default KV cache). Queries, outputs and accumulation are f32 either way.
+    public var cacheType: DType
 
     /// Creates a configuration.
     public init(heads: Int, kvHeads: Int, headDimension: Int, scale: Float, slidingWindow: Int? = nil,
-                logitSoftcap: Float? = nil, causal: Bool = true) {
+                logitSoftcap: Float? = nil, causal: Bool = true, cacheType: DType = .f32) {
         self.heads = heads
         self.kvHeads = kvHeads
         self.headDimension = headDimension
@@ -31,6 +34,7 @@ public struct AttentionConfiguration: Sendable {
         self.slidingWindow = slidingWindow
         self.logitSoftcap = logitSoftcap
         self.causal = causal
+        self.cacheType = cacheType
     }
 
     /// The keys `first ..< end` a query at `position` sees in a sequence whose keys end at `sequenceEnd`.
@@ -46,7 +50,8 @@ public struct AttentionConfiguration: Sendable {
 /// positions `startPosition ..< startPosition + tokens`. Its keys and values for positions
 /// `0 ..< startPosition + tokens` are already in the cache blocks listed by `keyBlocks` and
 /// `valueBlocks`: block `b` holds positions `b * blockSize ..< (b + 1) * blockSize`, each row
-/// `kvHeads * headDimension` floats. A contiguous cache is one block of `blockSize = capacity`.
+/// `kvHeads * headDimension` elements of `AttentionConfiguration.cacheType` (floats, or halves
+/// for an F16 cache). A contiguous cache is one block of `blockSize = capacity`.
 public struct AttentionSequence {
     /// First row of this sequence in the packed queries (and output).
     public var queryOffset: Int
@@ -54,19 +59,42 @@ public struct AttentionSequence {
     public var tokens: Int
     /// Position of the first query row.
     public var startPosition: Int
-    /// One pointer per key block, in position order.
-    public var keyBlocks: UnsafePointer<UnsafeMutablePointer<Float>>
-    /// One pointer per value block, in position order.
-    public var valueBlocks: UnsafePointer<UnsafeMutablePointer<Float>>
+    /// The key block table: one pointer per key block, in position order, to the block's first
+    /// row; its elements are `Float` or `UInt16` (half bits) as `AttentionConfiguration.cacheType` says.
+    public var keyBlocks: UnsafeRawPointer
+    /// The value block table, laid out as `keyBlocks`.
+    public var valueBlocks: UnsafeRawPointer
 
-    /// Creates a sequence entry.
+    /// Creates a sequence entry over an f32 cache (`cacheType = .f32`).
     public init(queryOffset: Int, tokens: Int, startPosition: Int, keyBlocks: UnsafePointer<UnsafeMutablePointer<Float>>,
                 valueBlocks: UnsafePointer<UnsafeMutablePointer<Float>>) {
         self.queryOffset = queryOffset
         self.tokens = tokens
         self.startPosition = startPosition
-        self.keyBlocks = keyBlocks
-        self.valueBlocks = valueBlocks
+        self.keyBlocks = UnsafeRawPointer(keyBlocks)
+        self.valueBlocks = UnsafeRawPointer(valueBlocks)
+    }
+
+    /// Creates a sequence entry from untyped block tables (arrays of block pointers) whose
+    /// blocks hold `AttentionConfiguration.cacheType` elements.
+    public init(queryOffset: Int, tokens: Int, startPosition: Int, keyBlockTable: UnsafeRawPointer,
+                valueBlockTable: UnsafeRawPointer) {
+        self.queryOffset = queryOffset
+        self.tokens = tokens
+        self.startPosition = startPosition
+        self.keyBlocks = keyBlockTable
+        self.valueBlocks = valueBlockTable
+    }
+
+    /// Creates a sequence entry over an F16 cache (`cacheType = .f16`): each block holds IEEE
+    /// half bits.
+    public init(queryOffset: Int, tokens: Int, startPosition: Int, keyBlocks: UnsafePointer<UnsafeMutablePointer<UInt16>>,
+                valueBlocks: UnsafePointer<UnsafeMutablePointer<UInt16>>) {
+        self.queryOffset = queryOffset
+        self.tokens = tokens
+        self.startPosition = startPosition
+        self.keyBlocks = UnsafeRawPointer(keyBlocks)
+        self.valueBlocks = UnsafeRawPointer(valueBlocks)
     }
 }
 
@@ -103,6 +131,9 @@ public enum Attention {
                      "attention needs heads % kvHeads == 0 and positive sizes")
         precondition(configuration.causal || configuration.slidingWindow == nil,  // invariant: model code
                      "a sliding window needs causal attention")
+        precondition(configuration.cacheType == .f32 || configuration.cacheType == .f16,  // invariant: model code
+                     "attention reads f32 or f16 caches only")
+        let halfCache = configuration.cacheType == .f16
         let groupHeads = heads / kvHeads
         let queryWidth = heads * headDimension
         let baseShape = energon_attention_shape(
@@ -140,7 +171,9 @@ public enum Attention {
                 items += (sequence.tokens + tileTokens - 1) / tileTokens * kvHeads * headSlices
             }
             firstItem[sequences.count] = items
-            let scratchFloats = energon_attention_rows_scratch_floats(Int32(rowsPerItem))
+            let scratchFloats = halfCache
+                ? energon_attention_rows_scratch_floats_f16(Int32(rowsPerItem), Int32(headDimension))
+                : energon_attention_rows_scratch_floats(Int32(rowsPerItem))
             let isa = context.isa.cValue
             let threads = min(context.pool.activeThreadCount, items)
             sequences.withUnsafeBufferPointer { sequences in
@@ -174,12 +207,20 @@ public enum Attention {
                                 }
                             }
                             shape.head_offset = Int64(group * headDimension)
-                            energon_attention_rows_f32(
-                                Int32(rows), rowQueries.baseAddress, rowOutputs.baseAddress, ranges.baseAddress,
-                                ranges.baseAddress! + rowsPerItem,  // invariant: capacity > 0
-                                UnsafeRawPointer(sequence.keyBlocks).assumingMemoryBound(to: UnsafePointer<Float>?.self),
-                                UnsafeRawPointer(sequence.valueBlocks).assumingMemoryBound(to: UnsafePointer<Float>?.self),
-                                &shape, scratch.baseAddress, 1, isa)
+                            let ends = ranges.baseAddress! + rowsPerItem  // invariant: capacity > 0
+                            if halfCache {
+                                energon_attention_rows_f16(
+                                    Int32(rows), rowQueries.baseAddress, rowOutputs.baseAddress, ranges.baseAddress, ends,
+                                    sequence.keyBlocks.assumingMemoryBound(to: UnsafePointer<UInt16>?.self),
+                                    sequence.valueBlocks.assumingMemoryBound(to: UnsafePointer<UInt16>?.self),
+                                    &shape, scratch.baseAddress, 1, isa)
+                            } else {
+                                energon_attention_rows_f32(
+                                    Int32(rows), rowQueries.baseAddress, rowOutputs.baseAddress, ranges.baseAddress, ends,
+                                    sequence.keyBlocks.assumingMemoryBound(to: UnsafePointer<Float>?.self),
+                                    sequence.valueBlocks.assumingMemoryBound(to: UnsafePointer<Float>?.self),
+                                    &shape, scratch.baseAddress, 1, isa)
+                            }
                             item += threads
                         }
                     }
@@ -233,7 +274,10 @@ public enum Attention {
         let buffer = context.scratch(.attention, bytes: (partialFloats + 2 * stateFloats) * MemoryLayout<Float>.size)
             .bindMemory(to: Float.self, capacity: partialFloats + 2 * stateFloats)
         let partials = buffer, maxima = buffer + partialFloats, sums = maxima + stateFloats
-        let scratchFloats = energon_attention_scratch_floats(Int32(groupHeads))
+        let halfCache = configuration.cacheType == .f16
+        let scratchFloats = halfCache
+            ? energon_attention_rows_scratch_floats_f16(Int32(groupHeads), Int32(headDimension))
+            : energon_attention_scratch_floats(Int32(groupHeads))
         let isa = context.isa.cValue
         /// (sequence, row offset of the item's query heads, first key, end key) of an item.
         func locate(_ item: Int) -> (sequence: AttentionSequence, groupOffset: Int, group: Int, first: Int, end: Int) {
@@ -261,12 +305,22 @@ public enum Attention {
             var shape = baseShape
             shape.head_offset = Int64(location.group * headDimension)
             withUnsafeTemporaryAllocation(of: Float.self, capacity: scratchFloats) { scratch in
-                energon_attention_partial_f32(
-                    queries + location.groupOffset,
-                    UnsafeRawPointer(location.sequence.keyBlocks).assumingMemoryBound(to: UnsafePointer<Float>?.self),
-                    UnsafeRawPointer(location.sequence.valueBlocks).assumingMemoryBound(to: UnsafePointer<Float>?.self),
-                    Int64(lower), Int64(upper), &shape, partials + threadIndex * groupHeads * headDimension,
-                    maxima + threadIndex * groupHeads, sums + threadIndex * groupHeads, scratch.baseAddress, isa)
+                let output = partials + threadIndex * groupHeads * headDimension
+                let partMaxima = maxima + threadIndex * groupHeads, partSums = sums + threadIndex * groupHeads
+                let sequence = location.sequence
+                if halfCache {
+                    energon_attention_partial_f16(
+                        queries + location.groupOffset,
+                        sequence.keyBlocks.assumingMemoryBound(to: UnsafePointer<UInt16>?.self),
+                        sequence.valueBlocks.assumingMemoryBound(to: UnsafePointer<UInt16>?.self),
+                        Int64(lower), Int64(upper), &shape, output, partMaxima, partSums, scratch.baseAddress, isa)
+                } else {
+                    energon_attention_partial_f32(
+                        queries + location.groupOffset,
+                        sequence.keyBlocks.assumingMemoryBound(to: UnsafePointer<Float>?.self),
+                        sequence.valueBlocks.assumingMemoryBound(to: UnsafePointer<Float>?.self),
+                        Int64(lower), Int64(upper), &shape, output, partMaxima, partSums, scratch.baseAddress, isa)
+                }
             }
         }
         for item in 0..<items {

@@ -11,19 +11,14 @@ import EnergonDistributed
 public final class Gemma3Model: DecoderModel, @unchecked Sendable {
     public let configuration: DecoderConfiguration
     public let layerRange: Range<Int>
-    let embedding: VocabParallelEmbedding?
+    let ends: DecoderEnds
     let blocks: [Gemma3Block]
-    let finalNorm: RMSNorm?
-    let lmHead: ParallelLMHead?
 
     public init(configuration: DecoderConfiguration, weights: WeightSource, parallel: ParallelContext,
                 layers: Range<Int>? = nil) throws {
         self.configuration = configuration
         let c = configuration
         layerRange = layers ?? 0..<c.layerCount
-        embedding = parallel.isFirstStage
-            ? try VocabParallelEmbedding(weights, "token_embd", vocabularySize: c.vocabularySize, hiddenSize: c.hiddenSize, parallel: parallel)
-            : nil
         let globalRope = RoPE(headDimension: c.headDimension, rotaryDimensions: c.rotaryDimensions, base: c.ropeBase,
                               style: .neox, frequencyScale: c.ropeFrequencyScale)
         let localRope = RoPE(headDimension: c.headDimension, rotaryDimensions: c.rotaryDimensions, base: c.ropeLocalBase,
@@ -33,22 +28,16 @@ public final class Gemma3Model: DecoderModel, @unchecked Sendable {
             return try Gemma3Block(weights.prefixed("blk.\(index)"), configuration: c, rope: sliding ? localRope : globalRope,
                                    slidingWindow: sliding ? c.slidingWindow : nil, parallel: parallel)
         }
-        if parallel.isLastStage {
-            finalNorm = try RMSNorm(weights, "output_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
-            let headName = weights.contains("output.weight") ? "output" : "token_embd"
-            lmHead = try ParallelLMHead(weights, headName, vocabularySize: c.vocabularySize, hiddenSize: c.hiddenSize, parallel: parallel)
-        } else {
-            finalNorm = nil
-            lmHead = nil
+        ends = try DecoderEnds(weights, configuration: c, parallel: parallel) {
+            try RMSNorm($0, $1, dimension: c.hiddenSize, epsilon: c.normEpsilon)
         }
     }
 
     public var kvDimensionPerRank: Int { blocks.first?.attention.kvDimensionPerRank ?? 0 }
 
-    public func embed(_ tokens: [Int32], into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
-        guard let embedding else { return }
-        try embedding(tokens, output: hidden)
-        Ops.scale(hidden, by: configuration.embeddingScale, count: tokens.count * configuration.hiddenSize)
+    public func embed(_ batch: ForwardBatch, into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
+        try ends.embed(batch.tokens, into: hidden)
+        Ops.scale(hidden, by: configuration.embeddingScale, count: batch.totalTokens * configuration.hiddenSize)
     }
 
     public func block(_ layer: Int, hidden: UnsafeMutablePointer<Float>, batch: ForwardBatch, cache: KVCache, cacheLayer: Int,
@@ -59,9 +48,7 @@ public final class Gemma3Model: DecoderModel, @unchecked Sendable {
 
     public func head(_ hidden: UnsafeMutablePointer<Float>, rows: Int, logits: UnsafeMutablePointer<Float>,
                      buffers: ActivationBuffers, context: ComputeContext) throws {
-        guard let finalNorm, let lmHead else { return }
-        finalNorm(hidden, rows: rows, output: hidden, context: context)
-        try lmHead(hidden, rows: rows, logits: logits, buffers: buffers, context: context)
+        try ends.head(hidden, rows: rows, logits: logits, buffers: buffers, context: context)
     }
 }
 

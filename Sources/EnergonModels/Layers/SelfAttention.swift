@@ -27,7 +27,7 @@ public final class SelfAttention: @unchecked Sendable {
     let keyNorm: RMSNorm?
     let rope: RoPE?
     let configuration: AttentionConfiguration
-    private var blockPointers: UnsafeMutablePointer<UnsafeMutablePointer<Float>>
+    private var blockPointers: UnsafeMutablePointer<UnsafeMutableRawPointer>
     private var blockPointerCapacity = 0
 
     /// Loads `attn_q`, `attn_k`, `attn_v`, `attn_output` (and `attn_q_norm`/`attn_k_norm` when
@@ -112,8 +112,8 @@ public final class SelfAttention: @unchecked Sendable {
         for sequence in batch.sequences {
             for i in 0..<sequence.count {
                 let row = sequence.offset + i, position = sequence.startPosition + i
-                cache.keyRow(layer: layer, table: sequence.blockTable, position: position).update(from: k + row * kvDim, count: kvDim)
-                cache.valueRow(layer: layer, table: sequence.blockTable, position: position).update(from: v + row * kvDim, count: kvDim)
+                cache.store(keys: k + row * kvDim, values: v + row * kvDim, layer: layer, table: sequence.blockTable,
+                            position: position, isa: context.isa)
             }
         }
         // Block pointer lists: for each sequence its key blocks, then its value blocks.
@@ -136,9 +136,12 @@ public final class SelfAttention: @unchecked Sendable {
             next += 2 * sequence.blockTable.count
             sequences.append(AttentionSequence(queryOffset: sequence.offset, tokens: sequence.count,
                                                startPosition: sequence.startPosition,
-                                               keyBlocks: UnsafePointer(keys), valueBlocks: UnsafePointer(values)))
+                                               keyBlockTable: UnsafeRawPointer(keys),
+                                               valueBlockTable: UnsafeRawPointer(values)))
         }
         let attended = buffers.buffer(.attention, count: tokens * heads * headDim)
+        var configuration = configuration
+        configuration.cacheType = cache.elementType  // the cache's rows are f32 or f16
         Attention.compute(queries: q, sequences: sequences, blockSize: cache.blockSize, output: attended,
                           configuration: configuration, context: context)
         try output(attended, tokens: tokens, output: result, context: context)

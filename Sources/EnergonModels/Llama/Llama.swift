@@ -10,10 +10,8 @@ import EnergonDistributed
 public final class LlamaModel: DecoderModel, @unchecked Sendable {
     public let configuration: DecoderConfiguration
     public let layerRange: Range<Int>
-    let embedding: VocabParallelEmbedding?
+    let ends: DecoderEnds
     let blocks: [LlamaBlock]
-    let finalNorm: RMSNorm?
-    let lmHead: ParallelLMHead?
 
     /// Builds the blocks in `layers` (and the embedding/head when this is the first/last stage).
     public init(configuration: DecoderConfiguration, weights: WeightSource, parallel: ParallelContext,
@@ -21,28 +19,20 @@ public final class LlamaModel: DecoderModel, @unchecked Sendable {
         self.configuration = configuration
         let c = configuration
         layerRange = layers ?? 0..<c.layerCount
-        embedding = parallel.isFirstStage
-            ? try VocabParallelEmbedding(weights, "token_embd", vocabularySize: c.vocabularySize, hiddenSize: c.hiddenSize, parallel: parallel)
-            : nil
         let rope = RoPE(headDimension: c.headDimension, rotaryDimensions: c.rotaryDimensions, base: c.ropeBase,
                         style: c.ropeStyle == .neox ? .neox : .normal, frequencyScale: c.ropeFrequencyScale)
         blocks = try layerRange.map { index in
             try LlamaBlock(weights.prefixed("blk.\(index)"), configuration: c, rope: rope, parallel: parallel)
         }
-        if parallel.isLastStage {
-            finalNorm = try RMSNorm(weights, "output_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
-            let headName = weights.contains("output.weight") ? "output" : "token_embd"  // tied embeddings
-            lmHead = try ParallelLMHead(weights, headName, vocabularySize: c.vocabularySize, hiddenSize: c.hiddenSize, parallel: parallel)
-        } else {
-            finalNorm = nil
-            lmHead = nil
+        ends = try DecoderEnds(weights, configuration: c, parallel: parallel) {
+            try RMSNorm($0, $1, dimension: c.hiddenSize, epsilon: c.normEpsilon)
         }
     }
 
     public var kvDimensionPerRank: Int { blocks.first?.attention.kvDimensionPerRank ?? 0 }
 
-    public func embed(_ tokens: [Int32], into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
-        try embedding?(tokens, output: hidden)
+    public func embed(_ batch: ForwardBatch, into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
+        try ends.embed(batch.tokens, into: hidden)
     }
 
     public func block(_ layer: Int, hidden: UnsafeMutablePointer<Float>, batch: ForwardBatch, cache: KVCache, cacheLayer: Int,
@@ -53,9 +43,7 @@ public final class LlamaModel: DecoderModel, @unchecked Sendable {
 
     public func head(_ hidden: UnsafeMutablePointer<Float>, rows: Int, logits: UnsafeMutablePointer<Float>,
                      buffers: ActivationBuffers, context: ComputeContext) throws {
-        guard let finalNorm, let lmHead else { return }
-        finalNorm(hidden, rows: rows, output: hidden, context: context)
-        try lmHead(hidden, rows: rows, logits: logits, buffers: buffers, context: context)
+        try ends.head(hidden, rows: rows, logits: logits, buffers: buffers, context: context)
     }
 }
 

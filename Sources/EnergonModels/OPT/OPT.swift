@@ -17,19 +17,15 @@ import EnergonDistributed
 /// `.weight` and `.bias`, `output_norm`, optional `output`; `opt.{context_length,
 /// embedding_length, feed_forward_length, block_count, attention.head_count,
 /// attention.layer_norm_epsilon}` (see scripts/make_model_fixtures_encoders.py).
-///
-/// As in GPT-2, the position embeddings are added as the first step of block 0.
 public final class OPTModel: DecoderModel, @unchecked Sendable {
     /// OPT's position table starts at row 2 (fairseq reserved rows for its padding index).
     public static let positionOffset = 2
 
     public let configuration: DecoderConfiguration
     public let layerRange: Range<Int>
-    let embedding: VocabParallelEmbedding?
+    let ends: DecoderEnds
     let positionEmbedding: LearnedPositionEmbedding?
     let blocks: [OPTBlock]
-    let finalNorm: LayerNorm?
-    let lmHead: ParallelLMHead?
 
     /// Builds the blocks in `layers` (and the embeddings/head when this is the first/last stage).
     public init(configuration: DecoderConfiguration, weights: WeightSource, parallel: ParallelContext,
@@ -38,44 +34,35 @@ public final class OPTModel: DecoderModel, @unchecked Sendable {
         let c = configuration
         layerRange = layers ?? 0..<c.layerCount
         if parallel.isFirstStage {
-            embedding = try VocabParallelEmbedding(weights, "token_embd", vocabularySize: c.vocabularySize, hiddenSize: c.hiddenSize, parallel: parallel)
             positionEmbedding = try LearnedPositionEmbedding(weights, "position_embd", positions: c.contextLength, hiddenSize: c.hiddenSize,
                                                              offset: Self.positionOffset)
         } else {
-            embedding = nil
             positionEmbedding = nil
         }
         blocks = try layerRange.map { index in
             try OPTBlock(weights.prefixed("blk.\(index)"), configuration: c, parallel: parallel)
         }
-        if parallel.isLastStage {
-            finalNorm = try LayerNorm(weights, "output_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
-            let headName = weights.contains("output.weight") ? "output" : "token_embd"  // tied embeddings
-            lmHead = try ParallelLMHead(weights, headName, vocabularySize: c.vocabularySize, hiddenSize: c.hiddenSize, parallel: parallel)
-        } else {
-            finalNorm = nil
-            lmHead = nil
+        ends = try DecoderEnds(weights, configuration: c, parallel: parallel) {
+            try LayerNorm($0, $1, dimension: c.hiddenSize, epsilon: c.normEpsilon)
         }
     }
 
     public var kvDimensionPerRank: Int { blocks.first?.attention.kvDimensionPerRank ?? 0 }
 
-    public func embed(_ tokens: [Int32], into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
-        try embedding?(tokens, output: hidden)
+    public func embed(_ batch: ForwardBatch, into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
+        try ends.embed(batch.tokens, into: hidden)
+        try positionEmbedding?.add(positions: batch.positions, to: hidden)
     }
 
     public func block(_ layer: Int, hidden: UnsafeMutablePointer<Float>, batch: ForwardBatch, cache: KVCache, cacheLayer: Int,
                       buffers: ActivationBuffers, context: ComputeContext) throws {
-        if layer == 0, let positionEmbedding { try positionEmbedding.add(positions: batch.positions, to: hidden) }
         try blocks[layer - layerRange.lowerBound](hidden, batch: batch, cache: cache, cacheLayer: cacheLayer,
                                                   buffers: buffers, context: context)
     }
 
     public func head(_ hidden: UnsafeMutablePointer<Float>, rows: Int, logits: UnsafeMutablePointer<Float>,
                      buffers: ActivationBuffers, context: ComputeContext) throws {
-        guard let finalNorm, let lmHead else { return }
-        finalNorm(hidden, rows: rows, output: hidden, context: context)
-        try lmHead(hidden, rows: rows, logits: logits, buffers: buffers, context: context)
+        try ends.head(hidden, rows: rows, logits: logits, buffers: buffers, context: context)
     }
 }
 

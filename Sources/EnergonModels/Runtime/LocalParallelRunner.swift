@@ -25,8 +25,10 @@ public final class LocalParallelRunner: ModelRunner, @unchecked Sendable {
     ///   - threadsPerRank: compute threads of each rank.
     ///   - weights: a fresh `WeightSource` for one rank (each rank keeps its own accounting).
     ///   - blockSize, blockCount: KV-cache geometry, the same on every rank.
+    ///   - kvCacheType: element type of every rank's KV cache, `.f16` (default) or `.f32`.
     public init(configuration: DecoderConfiguration, grid: ParallelGrid, threadsPerRank: Int,
-                weights: () throws -> WeightSource, blockSize: Int, blockCount: Int, timeout: Double = 120) throws {
+                weights: () throws -> WeightSource, blockSize: Int, blockCount: Int, timeout: Double = 120,
+                kvCacheType: DType = .f16) throws {
         self.configuration = configuration
         self.grid = grid
         self.timeout = timeout
@@ -41,7 +43,8 @@ public final class LocalParallelRunner: ModelRunner, @unchecked Sendable {
                 let model = try ModelRegistry.build(configuration: configuration, weights: weights(),
                                                     parallel: parallel, layers: layers)
                 stageWorkers.append(RankWorker(model: model, parallel: parallel, communicator: communicator,
-                                               threads: threadsPerRank, blockSize: blockSize, blockCount: blockCount))
+                                               threads: threadsPerRank, blockSize: blockSize, blockCount: blockCount,
+                                               kvCacheType: kvCacheType))
             }
             workers.append(stageWorkers)
         }
@@ -97,13 +100,13 @@ final class RankWorker: @unchecked Sendable {
     private let mailbox = RankMailbox()
 
     init(model: any DecoderModel, parallel: ParallelContext, communicator: LocalCommunicator, threads: Int,
-         blockSize: Int, blockCount: Int) {
+         blockSize: Int, blockCount: Int, kvCacheType: DType) {
         self.model = model
         self.parallel = parallel
         self.communicator = communicator
         context = ComputeContext(threads: threads)
         cache = KVCache(layers: model.layerRange.count, blockSize: blockSize, kvDimension: model.kvDimensionPerRank,
-                        blockCount: blockCount)
+                        blockCount: blockCount, elementType: kvCacheType)
         let mailbox = self.mailbox
         let thread = Thread { mailbox.loop() }  // the thread holds the mailbox, never the worker
         thread.name = "energon-rank-\(parallel.pipelineStage)-\(parallel.tensorRank)"

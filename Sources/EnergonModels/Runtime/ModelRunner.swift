@@ -56,13 +56,15 @@ public final class SerialRunner: ModelRunner, @unchecked Sendable {
     let cache: KVCache
     let buffers = ActivationBuffers()
 
-    /// Creates a runner whose cache holds `blockCount` blocks of `blockSize` positions.
-    public init(model: any DecoderModel, context: ComputeContext, blockSize: Int, blockCount: Int) {
+    /// Creates a runner whose cache holds `blockCount` blocks of `blockSize` positions of
+    /// `kvCacheType` rows (`.f16`, llama.cpp's default, or `.f32`).
+    public init(model: any DecoderModel, context: ComputeContext, blockSize: Int, blockCount: Int,
+                kvCacheType: DType = .f16) {
         self.model = model
         self.context = context
         blocks = BlockAllocator(blockSize: blockSize, blockCount: blockCount)
         cache = KVCache(layers: model.layerRange.count, blockSize: blockSize, kvDimension: model.kvDimensionPerRank,
-                        blockCount: blockCount)
+                        blockCount: blockCount, elementType: kvCacheType)
     }
 
     public var configuration: DecoderConfiguration { model.configuration }

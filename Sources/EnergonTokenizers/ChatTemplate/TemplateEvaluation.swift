@@ -72,6 +72,13 @@ extension TemplateRenderer {
             case .and: return left.isTruthy ? try evaluate(rightExpression) : left
             case .or: return left.isTruthy ? left : try evaluate(rightExpression)
             case .concatenate: return .string(left.string + (try evaluate(rightExpression)).string)
+            case .power where isConstant(leftExpression) && !isConstant(rightExpression)
+                && (left.numericValue.map { $0 < 0 || ($0 == 0 && $0.sign == .minus) } ?? false):
+                // Jinja folds a constant base like `-2` and writes it unparenthesized into the Python it
+                // generates, `(-2 ** l_x)`, which Python reads as -(2 ** x). Reproduce that.
+                let magnitude = try arithmetic(.subtract, .int(0), left, location)
+                let power = try arithmetic(.power, magnitude, try evaluate(rightExpression), location)
+                return try arithmetic(.subtract, .int(0), power, location)
             default: return try arithmetic(operation, left, try evaluate(rightExpression), location)
             }
         case .compare(let first, let operations, let location):
@@ -205,77 +212,82 @@ extension TemplateRenderer {
         let right = rawRight.demoted
         if case .undefined(let reason) = left { throw location.runtimeError(reason) }
         if case .undefined(let reason) = right { throw location.runtimeError(reason) }
-        let typeError = location.runtimeError(
-            "unsupported operand type(s) for \(operation.rawValue): '\(left.typeName)' and '\(right.typeName)'")
-        if let a = left.integerValue, let b = right.integerValue {
+        func typeError() -> ChatTemplateError {
+            location.runtimeError(
+                "unsupported operand type(s) for \(operation.rawValue): '\(left.typeName)' and '\(right.typeName)'")
+        }
+        if let leftNumber = left.integerValue, let rightNumber = right.integerValue {
             switch operation {
             case .add, .subtract, .multiply:
-                let (result, overflow) = operation == .add ? a.addingReportingOverflow(b)
-                    : operation == .subtract ? a.subtractingReportingOverflow(b) : a.multipliedReportingOverflow(by: b)
+                let (result, overflow) = operation == .add ? leftNumber.addingReportingOverflow(rightNumber)
+                    : operation == .subtract ? leftNumber.subtractingReportingOverflow(rightNumber)
+                    : leftNumber.multipliedReportingOverflow(by: rightNumber)
                 guard !overflow else { throw location.runtimeError("integer overflow in \(operation.rawValue)") }
                 return .int(result)
             case .divide:
-                guard b != 0 else { throw location.runtimeError("division by zero") }
-                return .double(Double(a) / Double(b))
+                guard rightNumber != 0 else { throw location.runtimeError("division by zero") }
+                return .double(Double(leftNumber) / Double(rightNumber))
             case .floorDivide, .modulo:
-                guard b != 0 else { throw location.runtimeError("integer division or modulo by zero") }
-                var quotient = a / b
-                if (a % b != 0) && ((a < 0) != (b < 0)) { quotient -= 1 }
-                return .int(operation == .floorDivide ? quotient : a - quotient * b)
+                guard rightNumber != 0 else { throw location.runtimeError("integer division or modulo by zero") }
+                var quotient = leftNumber / rightNumber
+                if (leftNumber % rightNumber != 0) && ((leftNumber < 0) != (rightNumber < 0)) { quotient -= 1 }
+                return .int(operation == .floorDivide ? quotient : leftNumber - quotient * rightNumber)
             case .power:
-                guard b >= 0 else {
-                    guard a != 0 else { throw location.runtimeError("0.0 cannot be raised to a negative power") }
-                    return .double(pow(Double(a), Double(b)))
+                guard rightNumber >= 0 else {
+                    guard leftNumber != 0 else { throw location.runtimeError("0.0 cannot be raised to a negative power") }
+                    return .double(pow(Double(leftNumber), Double(rightNumber)))
                 }
                 var result = 1
-                for _ in 0..<b {
-                    let (product, overflow) = result.multipliedReportingOverflow(by: a)
+                for _ in 0..<rightNumber {
+                    let (product, overflow) = result.multipliedReportingOverflow(by: leftNumber)
                     guard !overflow else { throw location.runtimeError("integer overflow in **") }
                     result = product
                 }
                 return .int(result)
-            default: throw typeError
+            default: throw typeError()
             }
         }
-        if let a = left.numericValue, let b = right.numericValue {
+        if let leftNumber = left.numericValue, let rightNumber = right.numericValue {
             switch operation {
-            case .add: return .double(a + b)
-            case .subtract: return .double(a - b)
-            case .multiply: return .double(a * b)
+            case .add: return .double(leftNumber + rightNumber)
+            case .subtract: return .double(leftNumber - rightNumber)
+            case .multiply: return .double(leftNumber * rightNumber)
             case .divide:
-                guard b != 0 else { throw location.runtimeError("float division by zero") }
-                return .double(a / b)
+                guard rightNumber != 0 else { throw location.runtimeError("float division by zero") }
+                return .double(leftNumber / rightNumber)
             case .floorDivide:
-                guard b != 0 else { throw location.runtimeError("float floor division by zero") }
-                return .double((a / b).rounded(.down))
+                guard rightNumber != 0 else { throw location.runtimeError("float floor division by zero") }
+                return .double((leftNumber / rightNumber).rounded(.down))
             case .modulo:
-                guard b != 0 else { throw location.runtimeError("float modulo") }
-                let remainder = a.truncatingRemainder(dividingBy: b)
-                return .double(remainder != 0 && (remainder < 0) != (b < 0) ? remainder + b : remainder)
+                guard rightNumber != 0 else { throw location.runtimeError("float modulo") }
+                let remainder = leftNumber.truncatingRemainder(dividingBy: rightNumber)
+                return .double(remainder != 0 && (remainder < 0) != (rightNumber < 0) ? remainder + rightNumber : remainder)
             case .power:
-                guard a != 0 || b >= 0 else { throw location.runtimeError("0.0 cannot be raised to a negative power") }
-                return .double(pow(a, b))
-            default: throw typeError
+                guard leftNumber != 0 || rightNumber >= 0 else {
+                    throw location.runtimeError("0.0 cannot be raised to a negative power")
+                }
+                return .double(pow(leftNumber, rightNumber))
+            default: throw typeError()
             }
         }
         switch (operation, left, right) {
-        case (.add, .string(let a), .string(let b)): return .string(a + b)
-        case (.add, .array(let a), .array(let b)): return .array(a + b)
-        case (.add, .tuple(let a), .tuple(let b)): return .tuple(a + b)
+        case (.add, .string(let leftText), .string(let rightText)): return .string(leftText + rightText)
+        case (.add, .array(let leftItems), .array(let rightItems)): return .array(leftItems + rightItems)
+        case (.add, .tuple(let leftItems), .tuple(let rightItems)): return .tuple(leftItems + rightItems)
         case (.multiply, .string(let text), _), (.multiply, _, .string(let text)):
-            guard let count = (left.integerValue ?? right.integerValue) else { throw typeError }
+            guard let count = (left.integerValue ?? right.integerValue) else { throw typeError() }
             guard count <= 0 || text.unicodeScalars.count <= TemplateRenderer.maximumOutputScalars / count else {
                 throw location.runtimeError("string repetition result too large")
             }
             return .string(String(repeating: text, count: max(count, 0)))
         case (.multiply, .tuple(let items), _), (.multiply, _, .tuple(let items)):
-            guard let count = (left.integerValue ?? right.integerValue) else { throw typeError }
+            guard let count = (left.integerValue ?? right.integerValue) else { throw typeError() }
             guard count <= 0 || items.count <= TemplateRenderer.maximumOutputScalars / count else {
                 throw location.runtimeError("tuple repetition result too large")
             }
             return .tuple(Array([[JinjaValue]](repeating: items, count: max(count, 0)).joined()))
         case (.multiply, .array(let items), _), (.multiply, _, .array(let items)):
-            guard let count = (left.integerValue ?? right.integerValue) else { throw typeError }
+            guard let count = (left.integerValue ?? right.integerValue) else { throw typeError() }
             guard count <= 0 || items.count <= TemplateRenderer.maximumOutputScalars / count else {
                 throw location.runtimeError("list repetition result too large")
             }
@@ -286,7 +298,7 @@ extension TemplateRenderer {
             if operation == .add, case .string = left {
                 throw location.runtimeError("can only concatenate str (not \"\(right.typeName)\") to str")
             }
-            throw typeError
+            throw typeError()
         }
     }
 
@@ -317,15 +329,21 @@ extension TemplateRenderer {
         let right = rawRight.demoted
         if case .undefined(let reason) = left { throw location.runtimeError(reason) }
         if case .undefined(let reason) = right { throw location.runtimeError(reason) }
-        if let a = left.integerValue, let b = right.integerValue { return a < b ? -1 : a > b ? 1 : 0 }
-        if let a = left.numericValue, let b = right.numericValue { return a < b ? -1 : a > b ? 1 : 0 }
+        if let leftNumber = left.integerValue, let rightNumber = right.integerValue {
+            return leftNumber < rightNumber ? -1 : leftNumber > rightNumber ? 1 : 0
+        }
+        if let leftNumber = left.numericValue, let rightNumber = right.numericValue {
+            return leftNumber < rightNumber ? -1 : leftNumber > rightNumber ? 1 : 0
+        }
         switch (left, right) {
-        case (.string(let a), .string(let b)):
-            if a.unicodeScalars.elementsEqual(b.unicodeScalars) { return 0 }
-            return a.unicodeScalars.lexicographicallyPrecedes(b.unicodeScalars) ? -1 : 1
-        case (.array(let a), .array(let b)), (.tuple(let a), .tuple(let b)):
-            for (x, y) in zip(a, b) where !x.equals(y) { return try ordering(x, y, symbol, location) }
-            return a.count < b.count ? -1 : a.count > b.count ? 1 : 0
+        case (.string(let leftText), .string(let rightText)):
+            if leftText.unicodeScalars.elementsEqual(rightText.unicodeScalars) { return 0 }
+            return leftText.unicodeScalars.lexicographicallyPrecedes(rightText.unicodeScalars) ? -1 : 1
+        case (.array(let leftItems), .array(let rightItems)), (.tuple(let leftItems), .tuple(let rightItems)):
+            for (leftItem, rightItem) in zip(leftItems, rightItems) where !leftItem.equals(rightItem) {
+                return try ordering(leftItem, rightItem, symbol, location)
+            }
+            return leftItems.count < rightItems.count ? -1 : leftItems.count > rightItems.count ? 1 : 0
         default:
             throw location.runtimeError(
                 "'\(symbol)' not supported between instances of '\(left.typeName)' and '\(right.typeName)'")
@@ -424,9 +442,20 @@ func formatFixed(_ number: Double, digits: Int) -> String {
 /// HTML-escaped and the result is Markup. Nil when neither operand is Markup (or one is not a string).
 private func markupConcatenation(_ left: JinjaValue, _ right: JinjaValue) -> JinjaValue? {
     switch (left, right) {
-    case (.markup(let a), .markup(let b)): return .markup(a + b)
-    case (.markup(let a), .string(let b)): return .markup(a + htmlEscape(b))
-    case (.string(let a), .markup(let b)): return .markup(htmlEscape(a) + b)
+    case (.markup(let leftText), .markup(let rightText)): return .markup(leftText + rightText)
+    case (.markup(let leftText), .string(let rightText)): return .markup(leftText + htmlEscape(rightText))
+    case (.string(let leftText), .markup(let rightText)): return .markup(htmlEscape(leftText) + rightText)
     default: return nil
+    }
+}
+
+/// Whether Jinja folds `expression` to a constant at compile time (literals and operators on them).
+private func isConstant(_ expression: JinjaExpression) -> Bool {
+    switch expression {
+    case .literal: return true
+    case .unary(_, let operand, _): return isConstant(operand)
+    case .binary(let operation, let left, let right, _):
+        return operation != .and && operation != .or && isConstant(left) && isConstant(right)
+    default: return false
     }
 }

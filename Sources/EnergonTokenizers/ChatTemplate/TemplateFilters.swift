@@ -23,7 +23,7 @@ extension TemplateRenderer {
             if case .string(let chars)? = arguments.value(0, "chars") { characters = chars } else { characters = nil }
             return .string(pythonStrip(text(), characters, leading: true, trailing: true))
         case "upper": return .string(text().uppercased())
-        case "lower": return .string(text().lowercased())
+        case "lower": return .string(pythonLowercase(text()))
         case "capitalize": return .string(pythonCapitalize(text()))
         case "title": return .string(jinjaTitle(text()))
         case "length", "count":
@@ -320,25 +320,33 @@ extension TemplateRenderer {
 }
 
 private func caseInsensitiveKey(_ value: JinjaValue, _ caseSensitive: Bool) -> JinjaValue {
-    if !caseSensitive, case .string(let text) = value { return .string(text.lowercased()) }
+    if !caseSensitive, case .string(let text) = value { return .string(pythonLowercase(text)) }
     return value
 }
 
-/// Jinja's `title` filter: capitalizes each word, words starting after `-`, whitespace, or an opening
-/// bracket (unlike Python's `str.title`).
+/// Jinja's `title` filter: the text is split at runs of `-`, whitespace and opening brackets, and each
+/// piece becomes `piece[0].upper() + piece[1:].lower()` (unlike Python's `str.title`).
 func jinjaTitle(_ text: String) -> String {
-    var result = ""
-    var atWordStart = true
-    for scalar in text.unicodeScalars {
-        let isBoundary = isPythonWhitespace(scalar) || "-({[<".unicodeScalars.contains(scalar)
-        if isBoundary {
-            result.unicodeScalars.append(scalar)
-            atWordStart = true
-        } else {
-            result += atWordStart ? String(scalar).uppercased() : String(scalar).lowercased()
-            atWordStart = false
-        }
+    func isBoundary(_ scalar: Unicode.Scalar) -> Bool {
+        isPythonWhitespace(scalar) || "-({[<".unicodeScalars.contains(scalar)
     }
+    var result = ""
+    var piece: [Unicode.Scalar] = []
+    var pieceIsBoundary = false
+    func flush() {
+        guard let first = piece.first else { return }
+        result += String(first).uppercased()
+        var rest = String.UnicodeScalarView()
+        rest.append(contentsOf: piece.dropFirst())
+        result += pythonLowercase(String(rest))
+        piece.removeAll()
+    }
+    for scalar in text.unicodeScalars {
+        if isBoundary(scalar) != pieceIsBoundary && !piece.isEmpty { flush() }
+        pieceIsBoundary = isBoundary(scalar)
+        piece.append(scalar)
+    }
+    flush()
     return result
 }
 

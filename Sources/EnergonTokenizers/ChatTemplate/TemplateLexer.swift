@@ -293,7 +293,7 @@ struct TemplateLexer {
             position += 1
             digits()
         }
-        if let e = at(position), e == "e" || e == "E" {
+        if let marker = at(position), marker == "e" || marker == "E" {
             var cursor = position + 1
             if let sign = at(cursor), sign == "+" || sign == "-" { cursor += 1 }
             if let digit = at(cursor), ("0"..."9").contains(digit) {

@@ -80,7 +80,7 @@ extension TemplateRenderer {
                 return .string(pythonStrip(text, characters, leading: name != "rstrip", trailing: name != "lstrip"))
             }
         case "upper": return bound(name) { _ in .string(text.uppercased()) }
-        case "lower": return bound(name) { _ in .string(text.lowercased()) }
+        case "lower": return bound(name) { _ in .string(pythonLowercase(text)) }
         case "title": return bound(name) { _ in .string(pythonTitle(text)) }
         case "capitalize": return bound(name) { _ in .string(pythonCapitalize(text)) }
         case "startswith", "endswith":
@@ -175,8 +175,8 @@ extension TemplateRenderer {
                 case "isalpha": return .bool(scalars.allSatisfy { $0.properties.isAlphabetic })
                 case "isspace": return .bool(scalars.allSatisfy(isPythonWhitespace))
                 case "isalnum": return .bool(scalars.allSatisfy { $0.properties.isAlphabetic || $0.properties.numericType != nil })
-                case "isupper": return .bool(text.uppercased() == text && text.lowercased() != text)
-                default: return .bool(text.lowercased() == text && text.uppercased() != text)
+                case "isupper": return .bool(pythonIsCase(text, lower: false))
+                default: return .bool(pythonIsCase(text, lower: true))
                 }
             }
         default:
@@ -310,11 +310,12 @@ func pythonReplace(_ text: String, _ old: String, _ new: String, _ count: Int) -
 func pythonTitle(_ text: String) -> String {
     var result = ""
     var previousCased = false
-    for scalar in text.unicodeScalars {
+    let scalars = Array(text.unicodeScalars)
+    for (index, scalar) in scalars.enumerated() {
         let properties = scalar.properties
         let isCased = properties.isCased
         if isCased {
-            result += previousCased ? properties.lowercaseMapping : properties.titlecaseMapping
+            result += previousCased ? pythonLowercase(scalars, at: index) : properties.titlecaseMapping
         } else {
             result.unicodeScalars.append(scalar)
         }
@@ -326,8 +327,9 @@ func pythonTitle(_ text: String) -> String {
 /// Python `str.capitalize()`: first character in title case, the rest lower case.
 func pythonCapitalize(_ text: String) -> String {
     var result = ""
-    for (index, scalar) in text.unicodeScalars.enumerated() {
-        result += index == 0 ? scalar.properties.titlecaseMapping : scalar.properties.lowercaseMapping
+    let scalars = Array(text.unicodeScalars)
+    for (index, scalar) in scalars.enumerated() {
+        result += index == 0 ? scalar.properties.titlecaseMapping : pythonLowercase(scalars, at: index)
     }
     return result
 }
@@ -373,4 +375,39 @@ func pythonFormat(_ format: String, _ arguments: JinjaArguments) throws(ChatTemp
         }
     }
     return result
+}
+
+/// Python `str.lower()`: full lowercase mappings plus the Final_Sigma rule (Σ becomes ς at the end of
+/// a word), which Swift's `lowercased()` does not apply.
+func pythonLowercase(_ text: String) -> String {
+    let scalars = Array(text.unicodeScalars)
+    var result = ""
+    for index in scalars.indices { result += pythonLowercase(scalars, at: index) }
+    return result
+}
+
+/// The lowercase mapping of `scalars[index]` in its context (CPython's `lower_ucs4`).
+func pythonLowercase(_ scalars: [Unicode.Scalar], at index: Int) -> String {
+    let scalar = scalars[index]
+    guard scalar.value == 0x3A3 else { return scalar.properties.lowercaseMapping }
+    // Final sigma: preceded by a cased letter and not followed by one, skipping case-ignorable marks.
+    var before = index - 1
+    while before >= 0 && scalars[before].properties.isCaseIgnorable { before -= 1 }
+    guard before >= 0 && scalars[before].properties.isCased else { return "σ" }
+    var after = index + 1
+    while after < scalars.count && scalars[after].properties.isCaseIgnorable { after += 1 }
+    return after < scalars.count && scalars[after].properties.isCased ? "σ" : "ς"
+}
+
+/// Python `str.islower()` / `str.isupper()`: at least one cased character and none of the other case
+/// (title-case letters count as neither lower nor upper).
+func pythonIsCase(_ text: String, lower: Bool) -> Bool {
+    var sawCased = false
+    for scalar in text.unicodeScalars {
+        let properties = scalar.properties
+        let isTitle = properties.generalCategory == .titlecaseLetter
+        if isTitle || (lower ? properties.isUppercase : properties.isLowercase) { return false }
+        if lower ? properties.isLowercase : properties.isUppercase { sawCased = true }
+    }
+    return sawCased
 }

@@ -78,15 +78,13 @@ extension TemplateRenderer {
             let other = try argument()
             switch (value, other) {
             case (.none, .none), (.bool(true), .bool(true)), (.bool(false), .bool(false)): return true
-            case (.namespace(let a), .namespace(let b)): return a === b
-            case (.function(let a), .function(let b)): return a === b
+            case (.namespace(let left), .namespace(let right)): return left === right
+            case (.function(let left), .function(let right)): return left === right
             default: return false
             }
         case "lower", "upper":
             // str(value).islower() / .isupper(): some cased character, and all cased ones in that case.
-            let text = value.string
-            let hasCased = text.unicodeScalars.contains { $0.properties.isCased }
-            return hasCased && (name == "lower" ? text.lowercased() == text : text.uppercased() == text)
+            return pythonIsCase(value.string, lower: name == "lower")
         case "filter": return jinjaFilterNames.contains(value.string)
         case "test": return jinjaTestNames.contains(value.string)
         case "escaped": return rawValue.isMarkup
