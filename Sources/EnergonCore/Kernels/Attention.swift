@@ -142,14 +142,11 @@ public enum Attention {
             scale: configuration.scale, softcap: configuration.logitSoftcap ?? 0)
         // A work item is (sequence, tile of consecutive tokens, KV head, slice of that head's
         // query heads): its rows share one KV head and nearly the same keys, so the kernel runs
-        // them 2-3 at a time on each loaded key. Tiles aim at about 6 rows; over an F16 cache at
-        // 16, because the kernel widens each chunk of keys once per item, and larger items spread
-        // that conversion over more rows.
+        // them 2-3 at a time on each loaded key. Tiles aim at about 6 rows.
         let maximumRows = Int(ENERGON_ATTENTION_MAX_ROWS)
         let headsPerItem = min(groupHeads, maximumRows)
         let headSlices = (groupHeads + headsPerItem - 1) / headsPerItem
-        let targetRows = halfCache ? 16 : 6
-        let tileTokens = max(1, min(targetRows / max(1, headsPerItem), maximumRows / headsPerItem))
+        let tileTokens = max(1, min(6 / max(1, headsPerItem), maximumRows / headsPerItem))
         let rowsPerItem = tileTokens * headsPerItem
         withUnsafeTemporaryAllocation(of: Int.self, capacity: sequences.count + 1) { firstItem in
             // Decode steps with fewer (token, KV head) pairs than threads split their keys instead.
