@@ -338,19 +338,15 @@ ENERGON_AVX512 static void accumulate_triple_avx512(float *out0, float *out1, fl
     accumulate_rows_avx512(3, out, weights, values, count, dimension);
 }
 
-// Half -> float, 16 at a time with F16C (exact); a masked load takes the tail.
-ENERGON_AVX512 static inline void half_rows_avx512(const uint16_t *source, float *destination, int64_t count) {
-    for (int64_t i = 0; i < count; i += 16) {
-        __mmask16 mask = energon_tail_mask16((size_t)(count - i));
-        _mm512_mask_storeu_ps(destination + i, mask, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, source + i)));
-    }
-}
+#include "ops_attention_half_avx512.h"
 
 #define ENERGON_ATTENTION_TARGET ENERGON_AVX512
 #define ENERGON_ATTENTION_NAME(name) name##_avx512
 #include "ops_attention_body.h"
 #define ENERGON_ATTENTION_HALF
+#define ENERGON_ATTENTION_HALF_DIRECT  // widen in registers (ops_attention_half_avx512.h)
 #include "ops_attention_body.h"
+#undef ENERGON_ATTENTION_HALF_DIRECT
 #undef ENERGON_ATTENTION_HALF
 #undef ENERGON_ATTENTION_TARGET
 #undef ENERGON_ATTENTION_NAME

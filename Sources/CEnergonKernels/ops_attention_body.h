@@ -26,12 +26,24 @@
 // half instead of one per FMA, while DRAM traffic, which dominates at depth, is halved.
 // Queries, scores and accumulation stay f32.
 
+//
+// A level that also defines ENERGON_ATTENTION_HALF_DIRECT (AVX-512) instead provides
+// scores_half, accumulate_half and their _pair/_triple forms, which take the half rows and
+// widen each vector in a register just before its FMAs: no copy through memory at all.
+
 #ifdef ENERGON_ATTENTION_HALF
 #define ENERGON_ATTENTION_KV uint16_t
 #define ENERGON_ATTENTION_KERNEL(name) ENERGON_ATTENTION_NAME(name##_half)
 #else
 #define ENERGON_ATTENTION_KV float
 #define ENERGON_ATTENTION_KERNEL(name) ENERGON_ATTENTION_NAME(name)
+#endif
+#if defined(ENERGON_ATTENTION_HALF) && defined(ENERGON_ATTENTION_HALF_DIRECT)
+#define ENERGON_ATTENTION_ROW uint16_t  // the scores/accumulate helpers read cache rows as stored
+#define ENERGON_ATTENTION_HELPER(name) ENERGON_ATTENTION_NAME(name##_half)
+#else
+#define ENERGON_ATTENTION_ROW float
+#define ENERGON_ATTENTION_HELPER(name) ENERGON_ATTENTION_NAME(name)
 #endif
 
 /// Online-softmax update of `count` rows (indices `list`) over keys lo ..< hi. `converted`
@@ -42,22 +54,45 @@ ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_KERNEL(attention_range)(
     const energon_attention_shape *shape, float *scores, float *maxima, float *sums, float *converted) {
     const int64_t dimension = shape->head_dimension;
     const int64_t block_size = shape->block_size;
-    const float *key_rows[ENERGON_ATTENTION_CHUNK];
-    const float *value_rows[ENERGON_ATTENTION_CHUNK];
+    const ENERGON_ATTENTION_ROW *key_rows[ENERGON_ATTENTION_CHUNK];
+    const ENERGON_ATTENTION_ROW *value_rows[ENERGON_ATTENTION_CHUNK];
     int64_t block = lo / block_size, row = lo % block_size;
+#ifdef ENERGON_ATTENTION_HALF
+    // A second block-table walker runs one chunk ahead, prefetching: the conversion loop keeps
+    // few cache misses in flight (each row's stores wait on its loads), so without prefetching
+    // it runs far below memory bandwidth, slower than the f32 path that reads twice the bytes.
+    const int64_t row_bytes = dimension * (int64_t)sizeof(ENERGON_ATTENTION_KV);
+    int64_t ahead = lo, ahead_block = block, ahead_row = row;
+#endif
     for (int64_t chunk_start = lo; chunk_start < hi; chunk_start += ENERGON_ATTENTION_CHUNK) {
         int64_t chunk = hi - chunk_start;
         if (chunk > ENERGON_ATTENTION_CHUNK) chunk = ENERGON_ATTENTION_CHUNK;
+#ifdef ENERGON_ATTENTION_HALF
+        // Prefetch through the end of the next chunk (the first time, this chunk too).
+        int64_t ahead_end = chunk_start + 2 * ENERGON_ATTENTION_CHUNK;
+        if (ahead_end > hi) ahead_end = hi;
+        for (; ahead < ahead_end; ahead++) {
+            int64_t offset = ahead_row * shape->row_stride + shape->head_offset;
+            for (int64_t byte = 0; byte < row_bytes; byte += 64) {
+                __builtin_prefetch((const char *)(key_blocks[ahead_block] + offset) + byte);
+                __builtin_prefetch((const char *)(value_blocks[ahead_block] + offset) + byte);
+            }
+            if (++ahead_row == block_size) {
+                ahead_row = 0;
+                ahead_block++;
+            }
+        }
+#endif
         // Row addresses of the chunk, walking the block table (no division per key).
+#if defined(ENERGON_ATTENTION_HALF) && !defined(ENERGON_ATTENTION_HALF_DIRECT)
+        const ENERGON_ATTENTION_KV *key_sources[ENERGON_ATTENTION_CHUNK];
+        const ENERGON_ATTENTION_KV *value_sources[ENERGON_ATTENTION_CHUNK];
+#endif
         for (int64_t j = 0; j < chunk; j++) {
             int64_t offset = row * shape->row_stride + shape->head_offset;
-#ifdef ENERGON_ATTENTION_HALF
-            float *key_copy = converted + j * dimension;
-            float *value_copy = converted + (ENERGON_ATTENTION_CHUNK + j) * dimension;
-            ENERGON_ATTENTION_NAME(half_rows)(key_blocks[block] + offset, key_copy, dimension);
-            ENERGON_ATTENTION_NAME(half_rows)(value_blocks[block] + offset, value_copy, dimension);
-            key_rows[j] = key_copy;
-            value_rows[j] = value_copy;
+#if defined(ENERGON_ATTENTION_HALF) && !defined(ENERGON_ATTENTION_HALF_DIRECT)
+            key_sources[j] = key_blocks[block] + offset;
+            value_sources[j] = value_blocks[block] + offset;
 #else
             (void)converted;
             key_rows[j] = key_blocks[block] + offset;
@@ -68,6 +103,18 @@ ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_KERNEL(attention_range)(
                 block++;
             }
         }
+#if defined(ENERGON_ATTENTION_HALF) && !defined(ENERGON_ATTENTION_HALF_DIRECT)
+        for (int64_t j = 0; j < chunk; j++) {
+            float *key_copy = converted + j * dimension;
+            ENERGON_ATTENTION_NAME(half_rows)(key_sources[j], key_copy, dimension);
+            key_rows[j] = key_copy;
+        }
+        for (int64_t j = 0; j < chunk; j++) {
+            float *value_copy = converted + (ENERGON_ATTENTION_CHUNK + j) * dimension;
+            ENERGON_ATTENTION_NAME(half_rows)(value_sources[j], value_copy, dimension);
+            value_rows[j] = value_copy;
+        }
+#endif
         // Groups of 3 take one triple, larger counts pairs, with a triple for an odd remainder.
         for (int64_t i = 0; i < count;) {
             const int64_t remaining = count - i;
@@ -76,13 +123,13 @@ ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_KERNEL(attention_range)(
             float *weights0 = scores, *weights1 = scores + ENERGON_ATTENTION_CHUNK;
             float *weights2 = scores + 2 * ENERGON_ATTENTION_CHUNK;
             if (batch == 3)
-                ENERGON_ATTENTION_NAME(scores_triple)(queries[r0], queries[r1], queries[r2], key_rows, chunk, dimension,
+                ENERGON_ATTENTION_HELPER(scores_triple)(queries[r0], queries[r1], queries[r2], key_rows, chunk, dimension,
                                                       shape->scale, weights0, weights1, weights2);
             else if (batch == 2)
-                ENERGON_ATTENTION_NAME(scores_pair)(queries[r0], queries[r1], key_rows, chunk, dimension, shape->scale,
+                ENERGON_ATTENTION_HELPER(scores_pair)(queries[r0], queries[r1], key_rows, chunk, dimension, shape->scale,
                                                     weights0, weights1);
             else
-                ENERGON_ATTENTION_NAME(scores)(queries[r0], key_rows, chunk, dimension, shape->scale, weights0);
+                ENERGON_ATTENTION_HELPER(scores)(queries[r0], key_rows, chunk, dimension, shape->scale, weights0);
             for (int64_t slot = 0; slot < batch; slot++) {
                 const int64_t r = list[i + slot];
                 float *row_weights = scores + slot * ENERGON_ATTENTION_CHUNK;
@@ -97,13 +144,13 @@ ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_KERNEL(attention_range)(
                 maxima[r] = new_max;
             }
             if (batch == 3)
-                ENERGON_ATTENTION_NAME(accumulate_triple)(outputs[r0], outputs[r1], outputs[r2], weights0, weights1,
+                ENERGON_ATTENTION_HELPER(accumulate_triple)(outputs[r0], outputs[r1], outputs[r2], weights0, weights1,
                                                           weights2, value_rows, chunk, dimension);
             else if (batch == 2)
-                ENERGON_ATTENTION_NAME(accumulate_pair)(outputs[r0], outputs[r1], weights0, weights1, value_rows, chunk,
+                ENERGON_ATTENTION_HELPER(accumulate_pair)(outputs[r0], outputs[r1], weights0, weights1, value_rows, chunk,
                                                         dimension);
             else
-                ENERGON_ATTENTION_NAME(accumulate)(outputs[r0], weights0, value_rows, chunk, dimension);
+                ENERGON_ATTENTION_HELPER(accumulate)(outputs[r0], weights0, value_rows, chunk, dimension);
             i += batch;
         }
     }
@@ -156,3 +203,5 @@ ENERGON_ATTENTION_TARGET static void ENERGON_ATTENTION_KERNEL(attention_rows)(
 
 #undef ENERGON_ATTENTION_KV
 #undef ENERGON_ATTENTION_KERNEL
+#undef ENERGON_ATTENTION_ROW
+#undef ENERGON_ATTENTION_HELPER
