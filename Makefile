@@ -3,7 +3,7 @@
 #   make test   set up and run every test
 SHELL := /bin/bash
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev pkg-config
+APT_PACKAGES := pkg-config
 DEFAULT_MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 PROMPT ?= The capital of France is
 

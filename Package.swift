@@ -27,9 +27,7 @@ let package = Package(
         // __attribute__((target(...))) and is picked at runtime, so no compiler flags are needed
         // and the package stays usable as a dependency.
         .target(name: "CEnergonKernels"),
-        // OpenBLAS (Debian libopenblas-dev) for F32 GEMM on the prefill path.
-        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "EnergonCore", dependencies: ["CEnergonKernels", "COpenBLAS"]),
+        .target(name: "EnergonCore", dependencies: ["CEnergonKernels"]),
         .target(name: "EnergonCheckpoint", dependencies: ["EnergonCore"]),
         .target(name: "EnergonTokenizers", dependencies: ["EnergonCheckpoint"]),
         .target(name: "EnergonDistributed", dependencies: ["EnergonCore", "CEnergonKernels"]),
