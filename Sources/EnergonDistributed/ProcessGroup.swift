@@ -39,6 +39,7 @@ public protocol ProcessGroup: AnyObject, Sendable {
 /// The group of one rank: every collective is the identity. This is what a serial run uses, so
 /// parallel layers collapse to plain layers with no communication.
 public final class SingleRankGroup: ProcessGroup {
+    /// The group of a serial run.
     public init() {}
     public var rank: Int { 0 }
     public var size: Int { 1 }

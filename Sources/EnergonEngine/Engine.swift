@@ -6,14 +6,18 @@ import Synchronization
 
 /// One generation request, in token ids.
 public struct GenerationRequest: Sendable {
+    /// Prompt token ids (BOS included if the model wants one).
     public var prompt: [Int32]
+    /// How tokens are chosen.
     public var sampling: SamplingParameters
+    /// Most tokens to generate.
     public var maxTokens: Int
     /// Stop when the text contains one of these (not returned).
     public var stopStrings: [String]
     /// Keep going past end-of-sequence tokens.
     public var ignoreEOS: Bool
 
+    /// Creates a request.
     public init(prompt: [Int32], sampling: SamplingParameters = .greedy, maxTokens: Int = 128,
                 stopStrings: [String] = [], ignoreEOS: Bool = false) {
         self.prompt = prompt
@@ -77,6 +81,7 @@ public final class Engine: Sendable {
         public var maxRunningSequences = 64
         /// Most requests waiting to start; more are refused with `.overloaded`.
         public var maxWaitingRequests = 256
+        /// Creates limits.
         public init(maxBatchTokens: Int = 512, maxRunningSequences: Int = 64, maxWaitingRequests: Int = 256) {
             self.maxBatchTokens = maxBatchTokens
             self.maxRunningSequences = maxRunningSequences

@@ -20,14 +20,21 @@ public enum FinishReason: String, Sendable {
 
 /// What one generation produced and how long it took.
 public struct GenerationResult: Sendable {
+    /// The generated token ids.
     public var tokens: [Int32]
+    /// The generated text (without a stop string).
     public var text: String
+    /// Why generation ended.
     public var finishReason: FinishReason
+    /// Tokens in the prompt.
     public var promptTokens: Int
+    /// Time of the prompt pass (prefill).
     public var promptSeconds: Double
+    /// Time from the first sampled token to the last.
     public var generationSeconds: Double
 
     public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokens) / promptSeconds : 0 }
+    /// Decode speed (tokens after the first, per second).
     public var generationTokensPerSecond: Double {
         generationSeconds > 0 ? Double(max(0, tokens.count - 1)) / generationSeconds : 0
     }

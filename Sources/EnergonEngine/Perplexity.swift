@@ -12,9 +12,13 @@ import Glibc
 public enum Perplexity {
     /// The running result after each chunk.
     public struct Progress: Sendable {
+        /// Chunks scored so far.
         public var chunk: Int
+        /// Chunks in all.
         public var chunks: Int
+        /// Perplexity over the chunks scored so far.
         public var perplexity: Double
+        /// Tokens scored so far.
         public var scoredTokens: Int
     }
 

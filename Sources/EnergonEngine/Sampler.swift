@@ -19,6 +19,7 @@ public struct SamplingParameters: Sendable, Equatable {
     /// Random seed; the same seed and inputs give the same tokens.
     public var seed: UInt64 = 0
 
+    /// Creates parameters; the defaults are greedy decoding with no penalties.
     public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, minP: Float = 0,
                 repetitionPenalty: Float = 1, frequencyPenalty: Float = 0, presencePenalty: Float = 0,
                 penaltyWindow: Int = 64, seed: UInt64 = 0) {
@@ -64,7 +65,9 @@ public enum SamplingError: Error, CustomStringConvertible {
 /// platforms (Swift's `SystemRandomNumberGenerator` cannot be seeded).
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
+    /// A generator whose sequence depends only on `seed`.
     public init(seed: UInt64) { state = seed }
+    /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
@@ -77,6 +80,7 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 /// Picks tokens from logits for one sequence. Holds the sequence's random state and the
 /// history the penalties use.
 public struct Sampler: Sendable {
+    /// The sampling parameters.
     public let parameters: SamplingParameters
     private var random: SplitMix64
     private var history: [Int32] = []

@@ -12,25 +12,40 @@ public struct DecoderConfiguration: Sendable, Equatable {
         case neox
     }
 
+    /// The MLP activation (of the gate, for gated MLPs).
     public enum Activation: Sendable, Equatable {
         case silu, geluTanh, geluErf
     }
 
+    /// Registry key of the architecture (`llama`, `qwen2`, `gemma3`, ...).
     public var architecture: String
+    /// Tokens in the vocabulary (rows of the embedding).
     public var vocabularySize: Int
+    /// Width of the residual stream.
     public var hiddenSize: Int
+    /// Width of the MLP.
     public var intermediateSize: Int
+    /// Transformer blocks.
     public var layerCount: Int
+    /// Query heads.
     public var headCount: Int
+    /// Key/value heads (fewer than `headCount` for grouped-query attention).
     public var kvHeadCount: Int
+    /// Width of one head.
     public var headDimension: Int
+    /// Epsilon of the norms.
     public var normEpsilon: Float
+    /// RoPE frequency base of global layers.
     public var ropeBase: Float
     /// RoPE base of sliding-window layers (Gemma 3 uses 10 000 there, 1 000 000 on global layers).
     public var ropeLocalBase: Float
+    /// Leading dimensions of each head that rotate (partial rotary when < `headDimension`).
     public var rotaryDimensions: Int
+    /// Which dimensions pair up in the rotation.
     public var ropeStyle: RoPEStyle
+    /// Linear RoPE scaling (1 / factor).
     public var ropeFrequencyScale: Float
+    /// Longest sequence the model was trained for.
     public var contextLength: Int
     /// Sliding-window size of local layers (nil = every layer is global).
     public var slidingWindow: Int?
@@ -38,12 +53,15 @@ public struct DecoderConfiguration: Sendable, Equatable {
     public var slidingWindowPattern: Int
     /// Which layers use the sliding window, when the checkpoint lists them (overrides the pattern).
     public var slidingLayers: [Bool]? = nil
+    /// The MLP activation.
     public var activation: Activation
     /// Attention score scale (usually 1/√headDimension).
     public var attentionScale: Float
     /// Multiplier applied to token embeddings (Gemma: √hiddenSize).
     public var embeddingScale: Float
+    /// tanh soft-capping of attention scores (Gemma 2), if any.
     public var attentionLogitSoftcap: Float?
+    /// tanh soft-capping of the output logits, if any.
     public var finalLogitSoftcap: Float?
 
     /// Whether `layer` attends within the sliding window.
