@@ -10,54 +10,37 @@ import EnergonDistributed
 ///     x = x + attention(attn_norm(x))
 ///     x = x + mlp(ffn_norm(x))
 ///     logits = output(output_norm(x))
-public final class GPT2Model: DecoderModel, @unchecked Sendable {
-    public let configuration: DecoderConfiguration
-    public let layerRange: Range<Int>
-    let ends: DecoderEnds
+public final class GPT2Model: StackedDecoder, @unchecked Sendable {
     let positionEmbedding: LearnedPositionEmbedding?
-    let blocks: [GPT2Block]
 
     /// Builds the blocks in `layers` (and the embeddings/head when this is the first/last stage).
     public init(configuration: DecoderConfiguration, weights: WeightSource, parallel: ParallelContext,
                 layers: Range<Int>? = nil) throws {
-        self.configuration = configuration
         let c = configuration
-        layerRange = layers ?? 0..<c.layerCount
+        let layerRange = layers ?? 0..<c.layerCount
         if parallel.isFirstStage {
             positionEmbedding = try LearnedPositionEmbedding(weights, "position_embd", positions: c.contextLength, hiddenSize: c.hiddenSize)
         } else {
             positionEmbedding = nil
         }
-        blocks = try layerRange.map { index in
+        let blocks: [any DecoderBlock] = try layerRange.map { index in
             try GPT2Block(weights.prefixed("blk.\(index)"), configuration: c, parallel: parallel)
         }
         // Old HF GPT-2 exports store the causal-mask buffers `h.N.attn.bias` / `attn.masked_bias`.
         weights.markIgnored { $0.hasSuffix(".attn.bias") || $0.hasSuffix(".attn.masked_bias") }
-        ends = try DecoderEnds(weights, configuration: c, parallel: parallel) {
+        let ends = try DecoderEnds(weights, configuration: c, parallel: parallel) {
             try LayerNorm($0, $1, dimension: c.hiddenSize, epsilon: c.normEpsilon)
         }
+        super.init(configuration: c, layerRange: layerRange, blocks: blocks, ends: ends)
     }
 
-    public var kvDimensionPerRank: Int { blocks.first?.attention.kvDimensionPerRank ?? 0 }
-
-    public func embed(_ batch: ForwardBatch, into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
+    override public func embed(_ batch: ForwardBatch, into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
         try ends.embed(batch.tokens, into: hidden)
         try positionEmbedding?.add(positions: batch.positions, to: hidden)
     }
-
-    public func block(_ layer: Int, hidden: UnsafeMutablePointer<Float>, batch: ForwardBatch, cache: KVCache, cacheLayer: Int,
-                      buffers: ActivationBuffers, context: ComputeContext) throws {
-        try blocks[layer - layerRange.lowerBound](hidden, batch: batch, cache: cache, cacheLayer: cacheLayer,
-                                                  buffers: buffers, context: context)
-    }
-
-    public func head(_ hidden: UnsafeMutablePointer<Float>, rows: Int, logits: UnsafeMutablePointer<Float>,
-                     buffers: ActivationBuffers, context: ComputeContext) throws {
-        try ends.head(hidden, rows: rows, logits: logits, buffers: buffers, context: context)
-    }
 }
 
-final class GPT2Block: @unchecked Sendable {
+final class GPT2Block: DecoderBlock, @unchecked Sendable {
     let attentionNorm: LayerNorm
     let attention: SelfAttention
     let mlpNorm: LayerNorm

@@ -8,51 +8,34 @@ import EnergonDistributed
 ///
 ///     x = x + post_attention_norm(attention(attn_norm(x)))
 ///     x = x + post_ffw_norm(mlp(ffn_norm(x)))
-public final class Gemma3Model: DecoderModel, @unchecked Sendable {
-    public let configuration: DecoderConfiguration
-    public let layerRange: Range<Int>
-    let ends: DecoderEnds
-    let blocks: [Gemma3Block]
+public final class Gemma3Model: StackedDecoder, @unchecked Sendable {
 
     public init(configuration: DecoderConfiguration, weights: WeightSource, parallel: ParallelContext,
                 layers: Range<Int>? = nil) throws {
-        self.configuration = configuration
         let c = configuration
-        layerRange = layers ?? 0..<c.layerCount
+        let layerRange = layers ?? 0..<c.layerCount
         let globalRope = RoPE(headDimension: c.headDimension, rotaryDimensions: c.rotaryDimensions, base: c.ropeBase,
                               style: .neox, frequencyScale: c.ropeFrequencyScale)
         let localRope = RoPE(headDimension: c.headDimension, rotaryDimensions: c.rotaryDimensions, base: c.ropeLocalBase,
                              style: .neox)
-        blocks = try layerRange.map { index in
+        let blocks: [any DecoderBlock] = try layerRange.map { index in
             let sliding = c.isSlidingLayer(index)
             return try Gemma3Block(weights.prefixed("blk.\(index)"), configuration: c, rope: sliding ? localRope : globalRope,
                                    slidingWindow: sliding ? c.slidingWindow : nil, parallel: parallel)
         }
-        ends = try DecoderEnds(weights, configuration: c, parallel: parallel) {
+        let ends = try DecoderEnds(weights, configuration: c, parallel: parallel) {
             try RMSNorm($0, $1, dimension: c.hiddenSize, epsilon: c.normEpsilon)
         }
+        super.init(configuration: c, layerRange: layerRange, blocks: blocks, ends: ends)
     }
 
-    public var kvDimensionPerRank: Int { blocks.first?.attention.kvDimensionPerRank ?? 0 }
-
-    public func embed(_ batch: ForwardBatch, into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
+    override public func embed(_ batch: ForwardBatch, into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
         try ends.embed(batch.tokens, into: hidden)
         Ops.scale(hidden, by: configuration.embeddingScale, count: batch.totalTokens * configuration.hiddenSize)
     }
-
-    public func block(_ layer: Int, hidden: UnsafeMutablePointer<Float>, batch: ForwardBatch, cache: KVCache, cacheLayer: Int,
-                      buffers: ActivationBuffers, context: ComputeContext) throws {
-        try blocks[layer - layerRange.lowerBound](hidden, batch: batch, cache: cache, cacheLayer: cacheLayer,
-                                                  buffers: buffers, context: context)
-    }
-
-    public func head(_ hidden: UnsafeMutablePointer<Float>, rows: Int, logits: UnsafeMutablePointer<Float>,
-                     buffers: ActivationBuffers, context: ComputeContext) throws {
-        try ends.head(hidden, rows: rows, logits: logits, buffers: buffers, context: context)
-    }
 }
 
-final class Gemma3Block: @unchecked Sendable {
+final class Gemma3Block: DecoderBlock, @unchecked Sendable {
     let attentionNorm: RMSNorm
     let attention: SelfAttention
     let postAttentionNorm: RMSNorm

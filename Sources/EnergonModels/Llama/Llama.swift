@@ -7,47 +7,25 @@ import EnergonDistributed
 ///
 ///     x = x + attention(attn_norm(x))
 ///     x = x + mlp(ffn_norm(x))
-public final class LlamaModel: DecoderModel, @unchecked Sendable {
-    public let configuration: DecoderConfiguration
-    public let layerRange: Range<Int>
-    let ends: DecoderEnds
-    let blocks: [LlamaBlock]
-
+public final class LlamaModel: StackedDecoder, @unchecked Sendable {
     /// Builds the blocks in `layers` (and the embedding/head when this is the first/last stage).
     public init(configuration: DecoderConfiguration, weights: WeightSource, parallel: ParallelContext,
                 layers: Range<Int>? = nil) throws {
-        self.configuration = configuration
         let c = configuration
-        layerRange = layers ?? 0..<c.layerCount
+        let layerRange = layers ?? 0..<c.layerCount
         let rope = RoPE(headDimension: c.headDimension, rotaryDimensions: c.rotaryDimensions, base: c.ropeBase,
                         style: c.ropeStyle == .neox ? .neox : .normal, frequencyScale: c.ropeFrequencyScale)
-        blocks = try layerRange.map { index in
+        let blocks: [any DecoderBlock] = try layerRange.map { index in
             try LlamaBlock(weights.prefixed("blk.\(index)"), configuration: c, rope: rope, parallel: parallel)
         }
-        ends = try DecoderEnds(weights, configuration: c, parallel: parallel) {
+        let ends = try DecoderEnds(weights, configuration: c, parallel: parallel) {
             try RMSNorm($0, $1, dimension: c.hiddenSize, epsilon: c.normEpsilon)
         }
-    }
-
-    public var kvDimensionPerRank: Int { blocks.first?.attention.kvDimensionPerRank ?? 0 }
-
-    public func embed(_ batch: ForwardBatch, into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
-        try ends.embed(batch.tokens, into: hidden)
-    }
-
-    public func block(_ layer: Int, hidden: UnsafeMutablePointer<Float>, batch: ForwardBatch, cache: KVCache, cacheLayer: Int,
-                      buffers: ActivationBuffers, context: ComputeContext) throws {
-        try blocks[layer - layerRange.lowerBound](hidden, batch: batch, cache: cache, cacheLayer: cacheLayer,
-                                                  buffers: buffers, context: context)
-    }
-
-    public func head(_ hidden: UnsafeMutablePointer<Float>, rows: Int, logits: UnsafeMutablePointer<Float>,
-                     buffers: ActivationBuffers, context: ComputeContext) throws {
-        try ends.head(hidden, rows: rows, logits: logits, buffers: buffers, context: context)
+        super.init(configuration: c, layerRange: layerRange, blocks: blocks, ends: ends)
     }
 }
 
-final class LlamaBlock: @unchecked Sendable {
+final class LlamaBlock: DecoderBlock, @unchecked Sendable {
     let attentionNorm: RMSNorm
     let attention: SelfAttention
     let mlpNorm: RMSNorm

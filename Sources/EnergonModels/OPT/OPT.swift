@@ -17,56 +17,39 @@ import EnergonDistributed
 /// `.weight` and `.bias`, `output_norm`, optional `output`; `opt.{context_length,
 /// embedding_length, feed_forward_length, block_count, attention.head_count,
 /// attention.layer_norm_epsilon}` (see scripts/make_model_fixtures_encoders.py).
-public final class OPTModel: DecoderModel, @unchecked Sendable {
+public final class OPTModel: StackedDecoder, @unchecked Sendable {
     /// OPT's position table starts at row 2 (fairseq reserved rows for its padding index).
     public static let positionOffset = 2
 
-    public let configuration: DecoderConfiguration
-    public let layerRange: Range<Int>
-    let ends: DecoderEnds
     let positionEmbedding: LearnedPositionEmbedding?
-    let blocks: [OPTBlock]
 
     /// Builds the blocks in `layers` (and the embeddings/head when this is the first/last stage).
     public init(configuration: DecoderConfiguration, weights: WeightSource, parallel: ParallelContext,
                 layers: Range<Int>? = nil) throws {
-        self.configuration = configuration
         let c = configuration
-        layerRange = layers ?? 0..<c.layerCount
+        let layerRange = layers ?? 0..<c.layerCount
         if parallel.isFirstStage {
             positionEmbedding = try LearnedPositionEmbedding(weights, "position_embd", positions: c.contextLength, hiddenSize: c.hiddenSize,
                                                              offset: Self.positionOffset)
         } else {
             positionEmbedding = nil
         }
-        blocks = try layerRange.map { index in
+        let blocks: [any DecoderBlock] = try layerRange.map { index in
             try OPTBlock(weights.prefixed("blk.\(index)"), configuration: c, parallel: parallel)
         }
-        ends = try DecoderEnds(weights, configuration: c, parallel: parallel) {
+        let ends = try DecoderEnds(weights, configuration: c, parallel: parallel) {
             try LayerNorm($0, $1, dimension: c.hiddenSize, epsilon: c.normEpsilon)
         }
+        super.init(configuration: c, layerRange: layerRange, blocks: blocks, ends: ends)
     }
 
-    public var kvDimensionPerRank: Int { blocks.first?.attention.kvDimensionPerRank ?? 0 }
-
-    public func embed(_ batch: ForwardBatch, into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
+    override public func embed(_ batch: ForwardBatch, into hidden: UnsafeMutablePointer<Float>, context: ComputeContext) throws {
         try ends.embed(batch.tokens, into: hidden)
         try positionEmbedding?.add(positions: batch.positions, to: hidden)
     }
-
-    public func block(_ layer: Int, hidden: UnsafeMutablePointer<Float>, batch: ForwardBatch, cache: KVCache, cacheLayer: Int,
-                      buffers: ActivationBuffers, context: ComputeContext) throws {
-        try blocks[layer - layerRange.lowerBound](hidden, batch: batch, cache: cache, cacheLayer: cacheLayer,
-                                                  buffers: buffers, context: context)
-    }
-
-    public func head(_ hidden: UnsafeMutablePointer<Float>, rows: Int, logits: UnsafeMutablePointer<Float>,
-                     buffers: ActivationBuffers, context: ComputeContext) throws {
-        try ends.head(hidden, rows: rows, logits: logits, buffers: buffers, context: context)
-    }
 }
 
-final class OPTBlock: @unchecked Sendable {
+final class OPTBlock: DecoderBlock, @unchecked Sendable {
     let attentionNorm: LayerNorm
     let attention: SelfAttention
     let mlpNorm: LayerNorm
