@@ -19,7 +19,7 @@ public final class ColumnParallelLinear: @unchecked Sendable {
                 hasBias: Bool = false, parallel: ParallelContext) throws {
         let shard = parallel.tensorSize > 1
             ? ShardSpec(dimension: 0, rank: parallel.tensorRank, count: parallel.tensorSize) : nil
-        weight = try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], shard: shard)
+        weight = MatMul.prepare(try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], shard: shard))
         if !MatMul.supports(weight.dtype) {
             throw ModelError.unsupportedFormat(tensor: source.prefix + "\(name).weight", format: weight.dtype.name)
         }
@@ -80,7 +80,7 @@ public final class RowParallelLinear: @unchecked Sendable {
                 hasBias: Bool = false, parallel: ParallelContext) throws {
         let shard = parallel.tensorSize > 1
             ? ShardSpec(dimension: 1, rank: parallel.tensorRank, count: parallel.tensorSize) : nil
-        weight = try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], shard: shard)
+        weight = MatMul.prepare(try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], shard: shard))
         if !MatMul.supports(weight.dtype) {
             throw ModelError.unsupportedFormat(tensor: source.prefix + "\(name).weight", format: weight.dtype.name)
         }
