@@ -27,7 +27,7 @@ public final class ColumnParallelLinear: @unchecked Sendable {
     /// Loads rows `rows` of `name.weight` (`[outputFeatures, inputFeatures]`) and of `name.bias`.
     public init(_ source: WeightSource, _ name: String, inputFeatures: Int, outputFeatures: Int,
                 hasBias: Bool = false, rows: Range<Int>) throws {
-        weight = try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], rows: rows)
+        weight = MatMul.prepare(try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], rows: rows))
         if !MatMul.supports(weight.dtype) {
             throw ModelError.unsupportedFormat(tensor: source.prefix + "\(name).weight", format: weight.dtype.name)
         }
@@ -102,7 +102,7 @@ public final class RowParallelLinear: @unchecked Sendable {
     /// of its format) and the whole `name.bias`; sums over `parallel`'s tensor group.
     public init(_ source: WeightSource, _ name: String, inputFeatures: Int, outputFeatures: Int,
                 hasBias: Bool = false, columns: Range<Int>, parallel: ParallelContext) throws {
-        weight = try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], columns: columns)
+        weight = MatMul.prepare(try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], columns: columns))
         if !MatMul.supports(weight.dtype) {
             throw ModelError.unsupportedFormat(tensor: source.prefix + "\(name).weight", format: weight.dtype.name)
         }
