@@ -91,8 +91,7 @@ public final class Checkpoint: @unchecked Sendable {
                                 blockSize: blockSize, blockCount: blockCount, kvCacheType: kvCacheType)
         }
         let grid = try ParallelGrid(configuration: configuration, tensorParallel: tensorParallel,
-                                    pipelineStages: pipelineStages, layersPerStage: layersPerStage,
-                                    weightBlocks: ParallelGrid.WeightBlocks(weights(), configuration: configuration))
+                                    pipelineStages: pipelineStages, layersPerStage: layersPerStage)
         return try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: threadsPerRank,
                                        weights: { self.weights() }, blockSize: blockSize, blockCount: blockCount,
                                        kvCacheType: kvCacheType)
