@@ -13,6 +13,7 @@ public final class VocabParallelEmbedding: @unchecked Sendable {
     public let hiddenSize: Int
     private let firstRow: Int
     private let group: any ProcessGroup
+    private let clock: CommunicationClock.Counter
 
     /// Loads `name.weight`.
     public init(_ source: WeightSource, _ name: String, vocabularySize: Int, hiddenSize: Int,
@@ -23,6 +24,7 @@ public final class VocabParallelEmbedding: @unchecked Sendable {
         self.hiddenSize = hiddenSize
         firstRow = rows.lowerBound
         group = parallel.tensorGroup
+        clock = CommunicationClock.shared.counter(parallel)
     }
 
     /// Writes the embeddings of `ids` into `output` (`[ids.count, hiddenSize]`).
@@ -46,7 +48,7 @@ public final class VocabParallelEmbedding: @unchecked Sendable {
                 destination.update(repeating: 0, count: hiddenSize)
             }
         }
-        try group.allReduceSum(output, count: ids.count * hiddenSize)
+        try clock.time { try group.allReduceSum(output, count: ids.count * hiddenSize) }
     }
 }
 
@@ -63,6 +65,7 @@ public final class ParallelLMHead: @unchecked Sendable {
     /// Input features.
     public let hiddenSize: Int
     private let group: any ProcessGroup
+    private let clock: CommunicationClock.Counter
     /// Every rank's vocabulary rows, in rank order.
     private let shards: [Range<Int>]
 
@@ -77,6 +80,7 @@ public final class ParallelLMHead: @unchecked Sendable {
         self.vocabularySize = vocabularySize
         self.hiddenSize = hiddenSize
         group = parallel.tensorGroup
+        clock = CommunicationClock.shared.counter(parallel)
     }
 
     /// Projects `rows` rows of `hidden` (`[rows, hiddenSize]`) to `logits` (`[rows, vocabularySize]`).
@@ -98,7 +102,7 @@ public final class ParallelLMHead: @unchecked Sendable {
             for row in 0..<rows { (local + row * stride).update(from: packed + row * mine, count: mine) }
         }
         let gathered = buffers.buffer(.projected, count: rows * stride * group.size)
-        try group.allGather(local, count: rows * stride, output: gathered)
+        try clock.time { try group.allGather(local, count: rows * stride, output: gathered) }
         // [ranks, rows, stride] -> [rows, vocabulary]
         for (rank, shard) in shards.enumerated() {
             for row in 0..<rows {

@@ -86,6 +86,7 @@ public final class RowParallelLinear: @unchecked Sendable {
     /// Output features (every rank gets the whole sum).
     public let outputFeatures: Int
     private let group: any ProcessGroup
+    private let clock: CommunicationClock.Counter
 
     /// Loads `name.weight` (and `name.bias`) from `source`, keeping this rank's columns as
     /// `TensorSplit.range` gives them in whole blocks of the stored format.
@@ -110,13 +111,14 @@ public final class RowParallelLinear: @unchecked Sendable {
         inputFeaturesPerRank = columns.count
         self.outputFeatures = outputFeatures
         group = parallel.tensorGroup
+        clock = CommunicationClock.shared.counter(parallel)
     }
 
     /// `output[t] = Σ_ranks input[t] · Wᵀ (+ b)`; input `[tokens, inputFeaturesPerRank]`, output `[tokens, outputFeatures]`.
     public func callAsFunction(_ input: UnsafePointer<Float>, tokens: Int, output: UnsafeMutablePointer<Float>,
                                context: ComputeContext) throws {
         MatMul.compute(weight: weight, input: input, tokens: tokens, output: output, context: context)
-        if group.size > 1 { try group.allReduceSum(output, count: tokens * outputFeatures) }
+        if group.size > 1 { try clock.time { try group.allReduceSum(output, count: tokens * outputFeatures) } }
         if let bias { bias.withUnsafeBufferPointer { Ops.addBias($0.baseAddress!, to: output, tokens: tokens, dimension: outputFeatures) } }  // invariant: non-empty
     }
 }
