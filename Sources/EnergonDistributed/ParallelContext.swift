@@ -67,6 +67,34 @@ public enum TensorSplit {
         ranges(total, parts: size, granularity: granularity)[rank]
     }
 
+    /// Contiguous parts of `0..<total` in whole `granularity` units (at least one each) that
+    /// balance each part's cost `fixedCosts[part] + unitCost · count`: unit by unit, each goes to
+    /// the part whose cost is lowest (the earlier part on a tie), then the parts are laid out
+    /// in order; a remainder smaller than a unit goes to the last part. Used to give the MLP
+    /// features of a rank that holds fewer attention heads more MLP work.
+    /// - Precondition: `isFeasible(total, parts: fixedCosts.count, granularity:)`.
+    public static func balanced(_ total: Int, fixedCosts: [Double], unitCost: Double, granularity: Int = 1) -> [Range<Int>] {
+        let parts = fixedCosts.count
+        precondition(isFeasible(total, parts: parts, granularity: granularity) && unitCost > 0)  // invariant: checked by the grid
+        let units = total / granularity
+        var counts = Array(repeating: 1, count: parts)
+        var costs = fixedCosts.map { $0 + unitCost * Double(granularity) }
+        for _ in parts..<units {
+            var cheapest = 0
+            for part in 1..<parts where costs[part] < costs[cheapest] { cheapest = part }
+            counts[cheapest] += 1
+            costs[cheapest] += unitCost * Double(granularity)
+        }
+        var result: [Range<Int>] = []
+        var start = 0
+        for part in 0..<parts {
+            let end = part == parts - 1 ? total : start + counts[part] * granularity
+            result.append(start..<end)
+            start = end
+        }
+        return result
+    }
+
     /// Whether every one of `parts` parts of `total` in `granularity` units is non-empty.
     public static func isFeasible(_ total: Int, parts: Int, granularity: Int = 1) -> Bool {
         parts >= 1 && granularity >= 1 && total / granularity >= parts

@@ -83,13 +83,26 @@ import Testing
         let expected = try Self.logits(serial, vocabulary: model.vocabulary)
         #expect(expected.allSatisfy(\.isFinite) && expected.contains { $0 != 0 })
         let blocks = ParallelGrid.WeightBlocks(WeightSource(gguf: file), configuration: configuration)
+        // A rounding-level difference (the ranks' partial sums add up in another order) can flip
+        // the rounding of one quantized activation (Q8_0 weights multiply Q8_0 activations),
+        // which moves logits far more than float error. The serial model at the other kernel
+        // levels measures that noise: parallel may differ by twice it, and never by more than
+        // float tolerance for float weights (where it is ~1e-6).
+        var noise: Float = 0
+        for isa in ISA.available {
+            let other = SerialRunner(model: serialModel, context: ComputeContext(threads: 1, isa: isa), blockSize: 4, blockCount: 8,
+                                     kvCacheType: Self.cacheType)
+            noise = max(noise, Self.relativeError(try Self.logits(other, vocabulary: model.vocabulary), expected))
+        }
+        let tolerance = max(1e-4, 2 * noise)
+        #expect(tolerance <= 0.02, "\(model.name): the kernel levels differ by \(noise)")
         for (tp, pp) in Self.grids {
             let grid = try ParallelGrid(configuration: configuration, tensorParallel: tp, pipelineStages: pp, weightBlocks: blocks)
             let runner = try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: 1,
                                                  weights: { WeightSource(gguf: file) }, blockSize: 4, blockCount: 8,
                                                  kvCacheType: Self.cacheType)
             let actual = try Self.logits(runner, vocabulary: model.vocabulary)
-            #expect(Self.relativeError(actual, expected) <= 1e-4, "\(model.name): tp \(tp) pp \(pp)")
+            #expect(Self.relativeError(actual, expected) <= tolerance, "\(model.name): tp \(tp) pp \(pp)")
         }
     }
 
@@ -133,6 +146,36 @@ import Testing
         #expect(TensorSplit.ranges(1536, parts: 4, granularity: 256) == [0..<512, 512..<1024, 1024..<1280, 1280..<1536])
         #expect(TensorSplit.ranges(131, parts: 4) == [0..<33, 33..<66, 66..<99, 99..<131])
         #expect(!TensorSplit.isFeasible(1536, parts: 7, granularity: 256))
+    }
+
+    @Test func mlpFeaturesBalanceTheHeads() {
+        // SmolLM2 at tp 2: rank 0 holds 6 query + 2 KV heads, rank 1 holds 3 + 1, so per hidden
+        // element 2·8·64 = 1024 and 2·4·64 = 512 of attention weights; each MLP feature costs 3.
+        let split = TensorSplit.balanced(1536, fixedCosts: [1024, 512], unitCost: 3, granularity: 32)
+        #expect(split == [0..<672, 672..<1536])  // costs 1024 + 3·672 = 3040 and 512 + 3·864 = 3104
+        // Equal fixed costs: the even split.
+        #expect(TensorSplit.balanced(1536, fixedCosts: [7, 7, 7, 7], unitCost: 3, granularity: 256)
+                    == TensorSplit.ranges(1536, parts: 4, granularity: 256))
+        // Every part keeps at least one unit, however lopsided the fixed costs.
+        #expect(TensorSplit.balanced(96, fixedCosts: [1e9, 0, 0], unitCost: 1, granularity: 32) == [0..<32, 32..<64, 64..<96])
+    }
+
+    @Test func collectivesAreTimedPerRank() throws {
+        let (configuration, file) = try Self.open(Self.models[0])
+        let grid = try ParallelGrid(configuration: configuration, tensorParallel: 2, pipelineStages: 1)
+        let runner = try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: 1,
+                                             weights: { WeightSource(gguf: file) }, blockSize: 4, blockCount: 8)
+        func calls() -> [Int] {
+            let totals = CommunicationClock.shared.totals()
+            return (0..<2).map { rank in totals.first { $0.stage == 0 && $0.rank == rank }?.calls ?? 0 }
+        }
+        let before = calls()
+        _ = try Self.logits(runner, vocabulary: Self.models[0].vocabulary)
+        let after = calls()
+        // 8 forward passes, each: the embedding's all-reduce, two per layer, the logit all-gather.
+        let perPass = 1 + 2 * configuration.layerCount + 1
+        for rank in 0..<2 { #expect(after[rank] - before[rank] >= 8 * perPass, "rank \(rank): \(before) -> \(after)") }
+        #expect(CommunicationClock.shared.totals().allSatisfy { $0.seconds >= 0 })
     }
 
     @Test func gridValidationChecksFormatsAndListsWhatWorks() throws {

@@ -53,7 +53,7 @@ final class GPT2Block: DecoderBlock, @unchecked Sendable {
                                       parallel: parallel)
         mlpNorm = try LayerNorm(weights, "ffn_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
         mlp = try MLP(weights, hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize, activation: .geluTanh,
-                      hasBias: true, parallel: parallel)
+                      hasBias: true, attention: .multiHead(hiddenSize: c.hiddenSize, heads: c.headCount), parallel: parallel)
         hiddenSize = c.hiddenSize
     }
 

@@ -47,15 +47,16 @@ final class Gemma3Block: DecoderBlock, @unchecked Sendable {
     init(_ weights: WeightSource, configuration c: DecoderConfiguration, rope: RoPE, slidingWindow: Int?,
          parallel: ParallelContext) throws {
         attentionNorm = try RMSNorm(weights, "attn_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
+        let shape = SelfAttention.Shape(hiddenSize: c.hiddenSize, heads: c.headCount, kvHeads: c.kvHeadCount,
+                                        headDimension: c.headDimension)
         attention = try SelfAttention(
-            weights,
-            shape: .init(hiddenSize: c.hiddenSize, heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: c.headDimension),
+            weights, shape: shape,
             rope: rope, scale: c.attentionScale, slidingWindow: slidingWindow, logitSoftcap: c.attentionLogitSoftcap,
             qkNormEpsilon: c.normEpsilon, parallel: parallel)
         postAttentionNorm = try RMSNorm(weights, "post_attention_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
         mlpNorm = try RMSNorm(weights, "ffn_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
         mlp = try GatedMLP(weights, hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize,
-                           activation: c.activation, parallel: parallel)
+                           activation: c.activation, attention: shape, parallel: parallel)
         postMLPNorm = try RMSNorm(weights, "post_ffw_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
         hiddenSize = c.hiddenSize
     }

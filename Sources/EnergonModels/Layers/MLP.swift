@@ -21,9 +21,12 @@ public final class MLP: @unchecked Sendable {
     let activation: Activation
 
     /// Loads `ffn_up` and `ffn_down` (weights, and biases when `hasBias`).
+    /// - Parameter attention: the block's attention shape, to balance the features against the
+    ///   heads each rank holds (`nil`: an even split).
     public init(_ source: WeightSource, hiddenSize: Int, intermediateSize: Int, activation: Activation,
-                hasBias: Bool, parallel: ParallelContext) throws {
-        let features = MLP.features(source, intermediateSize: intermediateSize, parallel: parallel)
+                hasBias: Bool, attention: SelfAttention.Shape? = nil, parallel: ParallelContext) throws {
+        let features = MLP.features(source, intermediateSize: intermediateSize, matrices: 2, attention: attention,
+                                    parallel: parallel)
         up = try ColumnParallelLinear(source, "ffn_up", inputFeatures: hiddenSize, outputFeatures: intermediateSize,
                                       hasBias: hasBias, rows: features)
         down = try RowParallelLinear(source, "ffn_down", inputFeatures: intermediateSize, outputFeatures: hiddenSize,
@@ -31,11 +34,29 @@ public final class MLP: @unchecked Sendable {
         self.activation = activation
     }
 
-    /// This rank's intermediate features: `TensorSplit.range` in whole blocks of `ffn_down`'s
-    /// format, whose input they are (the same range cuts `ffn_up`/`ffn_gate` rows).
-    static func features(_ source: WeightSource, intermediateSize: Int, parallel: ParallelContext) -> Range<Int> {
-        TensorSplit.range(intermediateSize, rank: parallel.tensorRank, size: parallel.tensorSize,
-                          granularity: source.storedFormat("ffn_down.weight")?.blockSize ?? 1)
+    /// This rank's intermediate features, in whole blocks of `ffn_down`'s format (whose input
+    /// they are; the same range cuts the `ffn_up`/`ffn_gate` rows). Without `attention`, as even
+    /// as possible (`TensorSplit.range`). With it, balanced against the attention weights each
+    /// rank holds (`TensorSplit.balanced`): when the heads split unevenly (SmolLM2's 9 heads over
+    /// 2 ranks are 6 and 3), the rank with fewer heads takes more features, so both ranks read
+    /// about as many weight bytes per token and neither waits for the other at the all-reduce.
+    static func features(_ source: WeightSource, intermediateSize: Int, matrices: Int, attention: SelfAttention.Shape?,
+                         parallel: ParallelContext) -> Range<Int> {
+        let granularity = source.storedFormat("ffn_down.weight")?.blockSize ?? 1
+        let size = parallel.tensorSize
+        guard let attention, size > 1,
+              TensorSplit.isFeasible(heads: attention.heads, kvHeads: attention.kvHeads, size: size),
+              TensorSplit.isFeasible(intermediateSize, parts: size, granularity: granularity) else {
+            return TensorSplit.range(intermediateSize, rank: parallel.tensorRank, size: size, granularity: granularity)
+        }
+        // Weights per rank in units of `hidden` elements: q and output (2 · query heads), k and v
+        // (2 · KV heads), each head `headDimension` wide; `matrices` per MLP feature.
+        let attentionCosts = (0..<size).map { rank in
+            let heads = TensorSplit.heads(attention.heads, kvHeads: attention.kvHeads, rank: rank, size: size)
+            return Double(2 * (heads.query.count + heads.keyValue.count) * attention.headDimension)
+        }
+        return TensorSplit.balanced(intermediateSize, fixedCosts: attentionCosts, unitCost: Double(matrices),
+                                    granularity: granularity)[parallel.tensorRank]
     }
 
     /// `result = mlp(input)`, both `[tokens, hidden]`.
@@ -62,9 +83,13 @@ public final class GatedMLP: @unchecked Sendable {
     let activation: DecoderConfiguration.Activation
 
     /// Loads `ffn_gate`, `ffn_up`, `ffn_down`.
+    /// - Parameter attention: the block's attention shape, to balance the features against the
+    ///   heads each rank holds (`nil`: an even split).
     public init(_ source: WeightSource, hiddenSize: Int, intermediateSize: Int,
-                activation: DecoderConfiguration.Activation, parallel: ParallelContext) throws {
-        let features = MLP.features(source, intermediateSize: intermediateSize, parallel: parallel)
+                activation: DecoderConfiguration.Activation, attention: SelfAttention.Shape? = nil,
+                parallel: ParallelContext) throws {
+        let features = MLP.features(source, intermediateSize: intermediateSize, matrices: 3, attention: attention,
+                                    parallel: parallel)
         gate = try ColumnParallelLinear(source, "ffn_gate", inputFeatures: hiddenSize, outputFeatures: intermediateSize, rows: features)
         up = try ColumnParallelLinear(source, "ffn_up", inputFeatures: hiddenSize, outputFeatures: intermediateSize, rows: features)
         down = try RowParallelLinear(source, "ffn_down", inputFeatures: intermediateSize, outputFeatures: hiddenSize,

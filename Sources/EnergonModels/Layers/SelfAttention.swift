@@ -12,12 +12,21 @@ import EnergonDistributed
 public final class SelfAttention: @unchecked Sendable {
     /// Shape facts, global.
     public struct Shape: Sendable {
+        /// Width of the residual stream; query heads; key/value heads; width of a head.
         public var hiddenSize: Int, heads: Int, kvHeads: Int, headDimension: Int
+        /// A shape.
         public init(hiddenSize: Int, heads: Int, kvHeads: Int, headDimension: Int) {
             self.hiddenSize = hiddenSize
             self.heads = heads
             self.kvHeads = kvHeads
             self.headDimension = headDimension
+        }
+
+        /// Multi-head attention over the whole hidden width (GPT-2, OPT, BERT); `nil` when
+        /// `heads` does not divide `hiddenSize` (the attention layer reports that).
+        public static func multiHead(hiddenSize: Int, heads: Int) -> Shape? {
+            guard heads > 0, hiddenSize % heads == 0 else { return nil }
+            return Shape(hiddenSize: hiddenSize, heads: heads, kvHeads: heads, headDimension: hiddenSize / heads)
         }
     }
 

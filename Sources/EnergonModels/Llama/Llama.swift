@@ -34,14 +34,15 @@ final class LlamaBlock: DecoderBlock, @unchecked Sendable {
 
     init(_ weights: WeightSource, configuration c: DecoderConfiguration, rope: RoPE, parallel: ParallelContext) throws {
         attentionNorm = try RMSNorm(weights, "attn_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
+        let shape = SelfAttention.Shape(hiddenSize: c.hiddenSize, heads: c.headCount, kvHeads: c.kvHeadCount,
+                                        headDimension: c.headDimension)
         attention = try SelfAttention(
-            weights,
-            shape: .init(hiddenSize: c.hiddenSize, heads: c.headCount, kvHeads: c.kvHeadCount, headDimension: c.headDimension),
+            weights, shape: shape,
             rope: rope, scale: c.attentionScale, slidingWindow: c.slidingWindow,
             hasBias: weights.contains("attn_q.bias"), parallel: parallel)
         mlpNorm = try RMSNorm(weights, "ffn_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
         mlp = try GatedMLP(weights, hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize,
-                           activation: c.activation, parallel: parallel)
+                           activation: c.activation, attention: shape, parallel: parallel)
         hiddenSize = c.hiddenSize
     }
 
