@@ -51,7 +51,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "EnergonTokenizersTests", dependencies: ["EnergonTokenizers", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "EnergonDistributedTests", dependencies: ["EnergonDistributed"]),
+        .testTarget(name: "EnergonDistributedTests", dependencies: ["EnergonDistributed", "EnergonCore"]),
         .testTarget(name: "EnergonEngineTests", dependencies: ["EnergonEngine", "EnergonModels", "EnergonCheckpoint", "EnergonTokenizers"]),
         .testTarget(name: "EnergonModelsTests", dependencies: ["EnergonModels", "EnergonEngine", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),

@@ -76,8 +76,8 @@ extension ModelOptions {
                                        threadsPerRank: threads, isa: isa, blockSize: blockSize, blockCount: blockCount,
                                        kvCacheType: kvCacheType ?? .f16)
             MPIExit.runner = runner
-            atexit { MPIExit.runner?.finish() }  // a clean exit shuts the workers down; a failed run aborts them
-            return runner
+            atexit { MPIExit.runner?.finish() }  // when the command ends, shut the workers down
+            return AbortingRunner(runner)
         }
         do {
             let worker = try MPIStageWorker(job: job, configuration: configuration, weights: weights(),
@@ -95,6 +95,24 @@ extension ModelOptions {
 }
 
 #if MPI
+/// Rank 0's runner as the commands see it: a forward pass that fails (a peer timed out or
+/// died, a rank reported an error) prints the error, naming the rank, and ends the whole job
+/// with `MPI_Abort`, so no rank is left waiting.
+final class AbortingRunner: ModelRunner, @unchecked Sendable {
+    let runner: MPIRunner
+    init(_ runner: MPIRunner) { self.runner = runner }
+    var configuration: DecoderConfiguration { runner.configuration }
+    var blocks: BlockAllocator { runner.blocks }
+    func forward(_ batch: ForwardBatch) throws -> UnsafeMutablePointer<Float>? {
+        do {
+            return try runner.forward(batch)
+        } catch {
+            printError("error: rank 0 (stage 0, tensor rank 0): \(error)")
+            runner.job.world.abort(code: 1)
+        }
+    }
+}
+
 /// The controller's runner, for the exit handler (C's `atexit` takes no context).
 enum MPIExit {
     nonisolated(unsafe) static var runner: MPIRunner?

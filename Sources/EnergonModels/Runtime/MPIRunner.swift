@@ -61,6 +61,12 @@ public final class MPIJob: @unchecked Sendable {
         }
     }
 
+    /// How long a rank of `stage` waits for the previous stage's activations (stage `pp`: rank 0
+    /// waiting for the logits). Upstream ranks wait for their own peers first, so the rank
+    /// that reports a silent peer is the one next to it: each stage further down waits half a
+    /// timeout longer. Every rank therefore exits within `(1 + pp / 2) × timeout`.
+    func stageTimeout(stage: Int) -> Double { timeout * (1 + 0.5 * Double(stage)) }
+
     /// World rank of (stage, tensor rank).
     func worldRank(stage: Int, tensorRank: Int) -> Int { stage * grid.tensorParallel + tensorRank }
 
@@ -125,11 +131,9 @@ final class MPIShard: @unchecked Sendable {
         if job.stage > 0 {
             if incoming.count < count { incoming = [Float](repeating: 0, count: count) }
             let source = job.worldRank(stage: job.stage - 1, tensorRank: job.tensorRank)
-            // Upstream ranks wait for their own peers first, so the rank that names a culprit
-            // is the one next to it: each stage further down waits one timeout longer.
             let bytes = try incoming.withUnsafeMutableBytes {
                 try job.worldGroup.receive(into: $0, from: source, tag: MPITag.activations,
-                                           timeout: job.timeout * Double(job.stage + 1))
+                                           timeout: job.stageTimeout(stage: job.stage))
             }
             guard bytes == count * 4 else {
                 throw CommunicationError.invalidArgument(
