@@ -127,6 +127,33 @@ MM_AVX512 static void mm_pack_panel(const energon_matmul_job *job, size_t row, s
     }
 }
 
+/// The panel of blocks [first, first + count) of the packed group that starts at row `row` (a
+/// multiple of 16): the packed layout already keeps one row per int32 lane, so each block is its
+/// four zmm of nibbles split into low (words 0..3) and high (words 4..7) nibbles, with no
+/// transposes; the 16 row scales are one f16 conversion.
+MM_AVX512 static void mm_pack_panel_packed(const energon_matmul_job *job, size_t row, size_t first, size_t count,
+                                           uint32_t *panel) {
+    uint32_t base = mm_packed_base(job->dtype);
+    size_t blocks = job->in / 32;
+    const uint8_t *group = job->weight + (row / MM_PANEL_ROWS) * mm_packed_group_bytes(base, job->in);
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    for (size_t k = 0; k < count; k++) {
+        const uint8_t *nibbles, *d16, *m16;
+        mm_packed_block(base, group, blocks, first + k, &nibbles, &d16, &m16);
+        uint32_t *block = panel + k * MM_PANEL_BLOCK_WORDS;
+        for (int j = 0; j < 4; j++) {
+            __m512i w = _mm512_loadu_si512((const void *)(nibbles + 64 * j));
+            _mm512_store_si512((void *)(block + 16 * j), _mm512_and_si512(w, mask));
+            _mm512_store_si512((void *)(block + 16 * (4 + j)), _mm512_and_si512(_mm512_srli_epi16(w, 4), mask));
+        }
+        float *floats = (float *)(block + 128);
+        __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d16));
+        _mm512_store_ps(floats, d);
+        _mm512_store_ps(floats + 32, base == MM_Q4_1 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)m16))
+                                                     : _mm512_mul_ps(d, _mm512_set1_ps(-8.0f)));
+    }
+}
+
 /// output[t, row..row+16) for `T` tokens, from `blocks` packed blocks that start at input block
 /// `first`; adds to the output when `accumulate` (a later input chunk).
 MM_AVX512 static inline __attribute__((always_inline)) void
@@ -203,8 +230,12 @@ MM_AVX512 static void mm_gemm_quantized(const energon_matmul_job *job, size_t ro
             size_t count = blocks - first < MM_QUANT_K_BLOCK / 32 ? blocks - first : MM_QUANT_K_BLOCK / 32;
             for (size_t p = 0; p < panel_count; p++) {
                 size_t row = row0 + p * MM_PANEL_ROWS;
-                mm_pack_panel(job, row, row_end - row < MM_PANEL_ROWS ? row_end - row : MM_PANEL_ROWS, first, count,
-                              panels + p * panel_words);
+                if (mm_is_packed(job->dtype)) {
+                    mm_pack_panel_packed(job, row, first, count, panels + p * panel_words);  // whole groups only
+                } else {
+                    mm_pack_panel(job, row, row_end - row < MM_PANEL_ROWS ? row_end - row : MM_PANEL_ROWS, first, count,
+                                  panels + p * panel_words);
+                }
             }
             int accumulate = first > 0;
             size_t t = 0;

@@ -108,6 +108,45 @@ static inline mm_a32_row mm_a32_view(const uint8_t *row, size_t in) {
 /// nibble formats store their weights (byte j of a block holds elements j and j + 16).
 void mm_fill_split(uint8_t *row, size_t in);
 
+// ---------------------------------------------------------------------------------------------
+// Packed layout of Q4_0 / Q4_1 (energon_matmul_pack): 16-row groups, each group a run of units.
+// A unit covers two 32-input blocks: [nibbles b0: 256][nibbles b1: 256][d b0: 32][d b1: 32]
+// and, for Q4_1, [m b0: 32][m b1: 32]; a lone last block (odd block count) is
+// [nibbles: 256][d: 32][m, or zero for Q4_0: 32]. Every unit is a whole number of 64-byte lines.
+// "nibbles" is 4 x 64 bytes: bytes 64 j + 4 r .. + 3 hold bytes 4 j .. 4 j + 3 of row r's 16
+// bytes of nibbles (low nibbles: elements 4 j..4 j+3, high: 16 + 4 j..); d and m are the rows'
+// 16 f16 values in row order.
+
+#define MM_PACKED_LONE_BYTES 320
+
+static inline uint32_t mm_packed_base(uint32_t dtype) { return dtype & ~ENERGON_MATMUL_PACKED; }
+static inline int mm_is_packed(uint32_t dtype) { return (dtype & ENERGON_MATMUL_PACKED) != 0; }
+static inline size_t mm_packed_pair_bytes(uint32_t base) { return base == MM_Q4_1 ? 640 : 576; }
+/// Bytes of one 16-row group of `in` inputs.
+static inline size_t mm_packed_group_bytes(uint32_t base, size_t in) {
+    size_t blocks = in / 32;
+    return (blocks / 2) * mm_packed_pair_bytes(base) + (blocks % 2) * MM_PACKED_LONE_BYTES;
+}
+/// Where block b of a group starts: its nibbles, d and m (m is unused for Q4_0).
+static inline void mm_packed_block(uint32_t base, const uint8_t *group, size_t blocks, size_t b,
+                                   const uint8_t **nibbles, const uint8_t **d, const uint8_t **m) {
+    const uint8_t *unit = group + (b / 2) * mm_packed_pair_bytes(base);
+    if ((b | 1) >= blocks) {  // the lone last block of an odd count
+        *nibbles = unit;
+        *d = unit + 256;
+        *m = unit + 288;
+    } else {
+        *nibbles = unit + 256 * (b & 1);
+        *d = unit + 512 + 32 * (b & 1);
+        *m = unit + 576 + 32 * (b & 1);
+    }
+}
+
+/// Whether a (base-format) job goes through the packed GEMM kernels (many tokens, AVX-512).
+int mm_uses_gemm(const energon_matmul_job *job);
+size_t mm_packed_scratch_bytes(const energon_matmul_job *job);
+void mm_packed_rows(const energon_matmul_job *job, size_t row_begin, size_t row_end, void *scratch);
+
 // Portable kernels.
 void mm_quantize_rows_portable(const float *input, size_t in, size_t rows, void *destination);
 void mm_rows_portable(const energon_matmul_job *job, size_t row_begin, size_t row_end, void *scratch);
@@ -120,6 +159,7 @@ void mm_rows_avx512(const energon_matmul_job *job, size_t row_begin, size_t row_
 size_t mm_gemm_scratch_bytes_avx512(const energon_matmul_job *job);
 void mm_gemm_avx512(const energon_matmul_job *job, size_t row_begin, size_t row_end, void *scratch);
 double mm_read_pass_avx512(const void *data, size_t bytes);
+void mm_packed_rows_avx512(const energon_matmul_job *job, size_t row_begin, size_t row_end);
 double mm_read_pass_avx2(const void *data, size_t bytes);
 #endif
 

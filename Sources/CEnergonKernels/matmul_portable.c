@@ -37,9 +37,13 @@ int mm_has_scale_per_16(uint32_t dtype) {
     return dtype == MM_Q6_K || dtype == MM_Q3_K || dtype == MM_Q2_K;
 }
 
-int energon_matmul_supports(uint32_t dtype) { return mm_group_bytes(dtype) != 0; }
+int energon_matmul_supports(uint32_t dtype) {
+    if (mm_is_packed(dtype)) return energon_matmul_packable(mm_packed_base(dtype));
+    return mm_group_bytes(dtype) != 0;
+}
 
 int energon_matmul_needs_quantized_input(uint32_t dtype) {
+    if (mm_is_packed(dtype)) return energon_matmul_supports(dtype);
     return energon_matmul_supports(dtype) && dtype != MM_F32 && dtype != MM_F16 && dtype != MM_BF16;
 }
 
@@ -299,7 +303,7 @@ void energon_matmul_quantize_rows(int isa, const float *input, size_t in, size_t
     mm_quantize_rows_portable(input, in, rows, destination);
 }
 
-static int mm_uses_gemm(const energon_matmul_job *job) {
+int mm_uses_gemm(const energon_matmul_job *job) {
 #if defined(__x86_64__)
     size_t threshold = energon_matmul_needs_quantized_input(job->dtype) ? MM_GEMM_MIN_TOKENS : MM_FLOAT_GEMM_MIN_TOKENS;
     return job->isa >= ENERGON_ISA_AVX512 && job->tokens >= threshold;
@@ -310,6 +314,7 @@ static int mm_uses_gemm(const energon_matmul_job *job) {
 }
 
 size_t energon_matmul_scratch_bytes(const energon_matmul_job *job) {
+    if (mm_is_packed(job->dtype)) return mm_packed_scratch_bytes(job);
     size_t bytes = 4 * (((job->tokens + 15) & ~(size_t)15) + job->in) + 256;
 #if defined(__x86_64__)
     if (mm_uses_gemm(job)) {
@@ -321,6 +326,7 @@ size_t energon_matmul_scratch_bytes(const energon_matmul_job *job) {
 }
 
 size_t energon_matmul_row_grain(const energon_matmul_job *job) {
+    if (mm_is_packed(job->dtype)) return ENERGON_MATMUL_PACK_ROWS;
     if (mm_uses_gemm(job)) {
         return energon_matmul_needs_quantized_input(job->dtype) ? MM_PANEL_ROWS : MM_FLOAT_PANEL_ROWS;
     }
@@ -329,6 +335,7 @@ size_t energon_matmul_row_grain(const energon_matmul_job *job) {
 
 void energon_matmul_rows(const energon_matmul_job *job, size_t row_begin, size_t row_end, void *scratch) {
     if (row_begin >= row_end || job->tokens == 0) return;
+    if (mm_is_packed(job->dtype)) { mm_packed_rows(job, row_begin, row_end, scratch); return; }
 #if defined(__x86_64__)
     if (mm_uses_gemm(job)) { mm_gemm_avx512(job, row_begin, row_end, scratch); return; }
     if (job->isa >= ENERGON_ISA_AVX512) { mm_rows_avx512(job, row_begin, row_end, scratch); return; }

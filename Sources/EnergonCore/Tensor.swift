@@ -12,8 +12,19 @@ import Darwin
 /// Shapes are written outermost first; a linear layer's weight is `[out, in]`, so row `o` is the
 /// `in` inputs of output `o`, stored as `rowBytes` bytes (whole blocks for block formats).
 public final class Tensor: @unchecked Sendable {
+    /// How a tensor's bytes are arranged.
+    public enum Layout: Sendable, Equatable {
+        /// Row after row, each row `rowBytes` bytes of its `dtype` (every tensor from a checkpoint).
+        case rowMajor
+        /// The interleaved layout `MatMul.prepare` makes for fast matrix products (groups of 16
+        /// rows interleaved block by block); only `MatMul` reads it, so row access traps.
+        case matMulPacked
+    }
+
     /// Element type or block format.
     public let dtype: DType
+    /// Arrangement of the bytes: `.rowMajor` unless made by `MatMul.prepare`.
+    public let layout: Layout
     /// Dimensions, outermost first.
     public let shape: [Int]
     /// First byte of the data (64-byte aligned when the tensor owns its storage).
@@ -33,11 +44,18 @@ public final class Tensor: @unchecked Sendable {
         self.byteCount = byteCount
         self.owner = owner
         self.ownsAllocation = false
+        self.layout = .rowMajor
     }
 
     /// Allocates zeroed, 64-byte aligned storage and lets `fill` write it.
-    public init(dtype: DType, shape: [Int], fill: (UnsafeMutableRawPointer, Int) throws -> Void) rethrows {
-        let bytes = Tensor.byteCount(dtype: dtype, shape: shape) ?? 0
+    public convenience init(dtype: DType, shape: [Int], fill: (UnsafeMutableRawPointer, Int) throws -> Void) rethrows {
+        try self.init(dtype: dtype, shape: shape, layout: .rowMajor, byteCount: Tensor.byteCount(dtype: dtype, shape: shape) ?? 0,
+                      fill: fill)
+    }
+
+    /// Allocates `bytes` zeroed, 64-byte aligned bytes in `layout` and lets `fill` write them.
+    init(dtype: DType, shape: [Int], layout: Layout, byteCount bytes: Int,
+         fill: (UnsafeMutableRawPointer, Int) throws -> Void) rethrows {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(bytes, 1))
         do {
@@ -52,6 +70,7 @@ public final class Tensor: @unchecked Sendable {
         self.byteCount = bytes
         self.owner = nil
         self.ownsAllocation = true
+        self.layout = layout
     }
 
     /// An owned F32 tensor holding `values`.
@@ -78,7 +97,10 @@ public final class Tensor: @unchecked Sendable {
     public var rowBytes: Int { dtype.rowBytes(columns) ?? 0 }
 
     /// Start of row `index` (over the flattened outer dimensions).
-    public func row(_ index: Int) -> UnsafeRawPointer { data + index * rowBytes }
+    public func row(_ index: Int) -> UnsafeRawPointer {
+        precondition(layout == .rowMajor, "row access to a MatMul-packed tensor")  // invariant: packed weights only feed MatMul
+        return data + index * rowBytes
+    }
 
     /// Bytes a tensor of this shape and type occupies, or `nil` if the innermost dimension is
     /// not a whole number of blocks or the size overflows.
@@ -97,6 +119,7 @@ public final class Tensor: @unchecked Sendable {
     /// A view of rows `range` of the outermost dimension, sharing storage (no copy).
     public func slicingRows(_ range: Range<Int>) -> Tensor {
         precondition(!shape.isEmpty && range.lowerBound >= 0 && range.upperBound <= shape[0])  // invariant: callers pass validated ranges
+        precondition(layout == .rowMajor, "slicing a MatMul-packed tensor: slice before MatMul.prepare")  // invariant
         let stride = shape[0] == 0 ? 0 : byteCount / shape[0]
         var newShape = shape
         newShape[0] = range.count

@@ -25,6 +25,9 @@ struct BenchKernels: ParsableCommand {
     @Option(name: .long, help: "Instruction-set level (portable, avx2, avx512); default: best.")
     var isa: String?
 
+    @Flag(name: .long, help: "Measure the weights as stored (row-major), without MatMul.prepare's load-time packing.")
+    var rowMajor = false
+
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
@@ -46,6 +49,7 @@ struct BenchKernels: ParsableCommand {
 
     func run() throws {
         Self.useCPUClock = cpuTime
+        Self.prepareWeights = !rowMajor
         let level = isa.flatMap(ISA.init(name:)) ?? .best
         let context = ComputeContext(threads: threads, isa: level)
         let selected = formats.isEmpty ? Self.defaultFormats : formats.compactMap(DType.init(name:))
@@ -54,6 +58,7 @@ struct BenchKernels: ParsableCommand {
         if !json {
             print("energon bench-kernels: \(context.pool.activeThreadCount) thread(s), isa \(context.isa), \(cpuTime ? "thread CPU time" : "wall time"), cpu: \(EnergonInfo.cpuFeatures)")
             print(String(format: "read bandwidth (1 GiB, AVX read-sum): %.1f GB/s", bandwidth))
+            print(rowMajor ? "weights: row-major, as stored" : "weights: after MatMul.prepare (Q4_0/Q4_1 packed), as models load them")
             print("format  matvec GB/s  ratio  matvec GFLOP/s | GEMM \(tokens) tok GFLOP/s: 1536x576*  4096x4096   (*640x2048 for K-quants)")
         }
         for dtype in selected {
@@ -98,6 +103,9 @@ struct BenchKernels: ParsableCommand {
     }
 
     // MARK: - Measurements
+
+    /// Whether weights go through `MatMul.prepare` as a model loader does (cleared by `--row-major`).
+    nonisolated(unsafe) static var prepareWeights = true
 
     /// Whether `bestTime` reads the calling thread's CPU clock (set once from `--cpu-time`).
     nonisolated(unsafe) static var useCPUClock = false
@@ -144,6 +152,12 @@ struct BenchKernels: ParsableCommand {
 
     /// A random weight whose quantized blocks have sane f16 scales.
     static func randomWeight(_ dtype: DType, out: Int, inputs: Int) -> Tensor {
+        let weight = storedWeight(dtype, out: out, inputs: inputs)
+        return prepareWeights ? MatMul.prepare(weight) : weight
+    }
+
+    /// A random weight in the checkpoint's row-major layout.
+    static func storedWeight(_ dtype: DType, out: Int, inputs: Int) -> Tensor {
         Tensor(dtype: dtype, shape: [out, inputs]) { raw, bytes in
             var state: UInt64 = 0x9E37_79B9_7F4A_7C15
             let words = raw.assumingMemoryBound(to: UInt64.self)
@@ -208,7 +222,7 @@ struct BenchKernels: ParsableCommand {
                   gateUp: [randomWeight(dtype, out: ffn, inputs: hidden), randomWeight(dtype, out: ffn, inputs: hidden)],
                   down: randomWeight(dtype, out: hidden, inputs: ffn))
         }
-        let head = randomWeight(.q8_0, out: vocabulary, inputs: hidden)
+        let head = storedWeight(.q8_0, out: vocabulary, inputs: hidden)
         let input = UnsafeMutablePointer<Float>.allocate(capacity: tokens * ffn)
         let outputs = (0..<4).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: tokens * max(ffn, hidden)) }
         let logits = UnsafeMutablePointer<Float>.allocate(capacity: vocabulary)

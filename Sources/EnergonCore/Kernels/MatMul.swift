@@ -36,6 +36,30 @@ public enum MatMul {
         }
     }
 
+    /// The form of a linear-layer weight `[out, in]` that this machine's kernels read fastest,
+    /// made once at load time: Q4_0 and Q4_1 weights come back in a packed layout (16 rows
+    /// interleaved block by block, `Tensor.Layout.matMulPacked`; same dtype, shape and about the
+    /// same bytes) that only `compute`/`computeMany` read; every other weight comes back as is.
+    ///
+    /// The packed copy replaces the original in memory: when the original lies in a file
+    /// mapping, its pages are dropped from the resident set (they would be re-read from the file
+    /// if something else touched them), so repacking does not double the weights' footprint.
+    /// Slice a weight (tensor-parallel shards) before preparing it: a packed tensor has no rows.
+    public static func prepare(_ weight: Tensor) -> Tensor {
+        guard weight.layout == .rowMajor, weight.shape.count == 2, energon_matmul_packable(weight.dtype.rawValue) != 0,
+              weight.shape[1] % weight.dtype.blockSize == 0,
+              weight.byteCount >= weight.shape[0] * weight.rowBytes else { return weight }
+        let rows = weight.shape[0], inputs = weight.shape[1]
+        let bytes = Int(energon_matmul_packed_bytes(weight.dtype.rawValue, rows, inputs))
+        guard bytes > 0 else { return weight }
+        let source = weight.data.assumingMemoryBound(to: UInt8.self)
+        let packed = Tensor(dtype: weight.dtype, shape: weight.shape, layout: .matMulPacked, byteCount: bytes) { raw, _ in
+            energon_matmul_pack(weight.dtype.rawValue, source, rows, inputs, raw.assumingMemoryBound(to: UInt8.self))
+        }
+        _ = energon_release_mapped_pages(weight.data, rows * weight.rowBytes)
+        return packed
+    }
+
     /// Whether `dtype` is supported as a weight format.
     public static func supports(_ dtype: DType) -> Bool {
         energon_matmul_supports(dtype.rawValue) != 0
@@ -68,10 +92,13 @@ public enum MatMul {
         precondition(inputs % weight.dtype.blockSize == 0,
                      "MatMul: \(weight.dtype) rows of \(inputs) inputs are not whole \(weight.dtype.blockSize)-blocks")
         precondition(weight.rowBytes > 0 || inputs == 0, "MatMul: weight rows have no bytes")
-        precondition(weight.byteCount >= weight.shape[0] * weight.rowBytes, "MatMul: weight storage is shorter than its shape")
+        let packed = weight.layout == .matMulPacked
+        precondition(weight.byteCount >= (packed ? Int(energon_matmul_packed_bytes(weight.dtype.rawValue, weight.shape[0], inputs))
+                                                 : weight.shape[0] * weight.rowBytes),
+                     "MatMul: weight storage is shorter than its shape")
         return energon_matmul_job(
-            isa: Int32(isa.rawValue), dtype: weight.dtype.rawValue,
-            weight: weight.data.assumingMemoryBound(to: UInt8.self), row_bytes: weight.rowBytes, in: inputs,
+            isa: Int32(isa.rawValue), dtype: weight.dtype.rawValue | (packed ? ENERGON_MATMUL_PACKED : 0),
+            weight: weight.data.assumingMemoryBound(to: UInt8.self), row_bytes: weight.rowBytes, rows: weight.shape[0], in: inputs,
             input: input, quantized: nil, tokens: tokens, output: output, output_stride: weight.shape[0])
     }
 

@@ -1,0 +1,168 @@
+import CEnergonKernels
+import EnergonCore
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// SplitMix64, so a failing case can be replayed.
+private struct PackedTestGenerator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Random blocks of `dtype` (Q4_0 / Q4_1) with sane f16 scales (and mins), `[out, inputs]`.
+private func randomBlocks(_ dtype: DType, out: Int, inputs: Int, generator: inout PackedTestGenerator) -> [UInt8] {
+    var bytes = (0..<(out * (dtype.rowBytes(inputs) ?? 0))).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    let halfFields = dtype == .q4_1 ? [0, 2] : [0]
+    for block in 0..<(bytes.count / dtype.blockBytes) {
+        for field in halfFields {
+            let sign: Float = field == 2 ? -1 : 1  // Q4_1 mins are usually negative
+            let bits = Float16(sign * Float.random(in: 0.001...0.05, using: &generator)).bitPattern
+            bytes[block * dtype.blockBytes + field] = UInt8(bits & 0xFF)
+            bytes[block * dtype.blockBytes + field + 1] = UInt8(bits >> 8)
+        }
+    }
+    return bytes
+}
+
+private func tensor(_ dtype: DType, out: Int, inputs: Int, bytes: [UInt8]) -> Tensor {
+    Tensor(dtype: dtype, shape: [out, inputs]) { raw, count in
+        bytes.withUnsafeBytes { raw.copyMemory(from: $0.baseAddress!, byteCount: min(count, $0.count)) }  // invariant: non-empty
+    }
+}
+
+private func product(_ weight: Tensor, _ input: [Float], tokens: Int, context: ComputeContext) -> [Float] {
+    var output = [Float](repeating: .nan, count: tokens * weight.shape[0])
+    input.withUnsafeBufferPointer { x in
+        output.withUnsafeMutableBufferPointer { y in
+            MatMul.compute(weight: weight, input: x.baseAddress!, tokens: tokens, output: y.baseAddress!, context: context)  // invariant: non-empty
+        }
+    }
+    return output
+}
+
+private let packableFormats: [DType] = [.q4_0, .q4_1]
+
+@Suite("MatMulPackedTests")
+struct MatMulPackedTests {
+    /// Output counts of issue #2 (around the 16-row groups and the 4-row grain), input counts
+    /// with an even and an odd number of 32-blocks, and token counts on both sides of the
+    /// matvec/GEMM switch (6).
+    static let cases: [(out: Int, inputs: Int, tokens: Int)] = [
+        (1, 32, 1), (7, 96, 2), (31, 576, 1), (32, 64, 5), (33, 4096 + 32, 1), (255, 96, 3), (4097, 64, 1),
+        (33, 576, 6), (47, 96, 33), (64, 4096 + 32, 7),
+    ]
+
+    @Test("packed weights match the Float64 reference at every ISA level and thread count", arguments: packableFormats)
+    func packedMatchesReference(dtype: DType) {
+        var generator = PackedTestGenerator(state: 0xBAC4_0000 + UInt64(dtype.rawValue))
+        for shape in Self.cases {
+            let stored = tensor(dtype, out: shape.out, inputs: shape.inputs,
+                                bytes: randomBlocks(dtype, out: shape.out, inputs: shape.inputs, generator: &generator))
+            let packed = MatMul.prepare(stored)
+            #expect(packed.layout == .matMulPacked && packed.dtype == dtype && packed.shape == stored.shape)
+            let input = (0..<(shape.tokens * shape.inputs)).map { _ in Float.random(in: -1...1, using: &generator) }
+            let expected = ReferenceMatMul.compute(weight: stored, input: input, tokens: shape.tokens)
+            let scale = ReferenceMatMul.absoluteProducts(weight: stored, input: input, tokens: shape.tokens)
+            for isa in ISA.available {
+                for threads in [1, 3] {
+                    let context = ComputeContext(threads: threads, isa: isa)
+                    let output = product(packed, input, tokens: shape.tokens, context: context)
+                    // Same bound as the row-major kernels: int8 activations per 32 inputs.
+                    for index in output.indices {
+                        let error = abs(Double(output[index]) - Double(expected[index]))
+                        if !(error <= 1.2e-2 * scale[index] + 1e-6) {
+                            Issue.record("\(dtype) out \(shape.out) in \(shape.inputs) tokens \(shape.tokens) isa \(isa) threads \(threads): output \(index) = \(output[index]), expected \(expected[index]) (Σ|wx| \(scale[index]))")
+                            break
+                        }
+                    }
+                    // The packed kernel sums the same integer products as the row-major one, in
+                    // another order: the two agree far more closely than the bound above.
+                    let rowMajor = product(stored, input, tokens: shape.tokens, context: context)
+                    for index in output.indices where !(abs(output[index] - rowMajor[index]) <= Float(1e-4 * scale[index]) + 1e-6) {
+                        Issue.record("\(dtype) out \(shape.out) in \(shape.inputs) isa \(isa): packed \(output[index]) vs row-major \(rowMajor[index])")
+                        break
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("unpacking a packed weight gives back the stored bytes", arguments: packableFormats)
+    func packRoundTrip(dtype: DType) {
+        var generator = PackedTestGenerator(state: 0x7E57 + UInt64(dtype.rawValue))
+        for (out, inputs) in [(1, 32), (16, 64), (33, 96), (50, 4096 + 32)] {
+            let bytes = randomBlocks(dtype, out: out, inputs: inputs, generator: &generator)
+            let packed = MatMul.prepare(tensor(dtype, out: out, inputs: inputs, bytes: bytes))
+            #expect(packed.byteCount == Int(energon_matmul_packed_bytes(dtype.rawValue, out, inputs)))
+            var back = [UInt8](repeating: 0, count: bytes.count)
+            back.withUnsafeMutableBufferPointer { destination in
+                energon_matmul_unpack_rows(dtype.rawValue, packed.data.assumingMemoryBound(to: UInt8.self), out, inputs, 0, out,
+                                           destination.baseAddress!)  // invariant: non-empty
+            }
+            #expect(back == bytes, "\(dtype) out \(out) in \(inputs)")
+        }
+    }
+
+    @Test("prepare leaves formats without a packed layout unchanged")
+    func prepareKeepsOtherFormats() {
+        for dtype in [DType.f32, .f16, .q8_0, .q4_K, .q6_K] {
+            let weight = Tensor(dtype: dtype, shape: [32, 256]) { _, _ in }
+            let prepared = MatMul.prepare(weight)
+            #expect(prepared === weight && prepared.layout == .rowMajor, "\(dtype)")
+        }
+        let packed = MatMul.prepare(Tensor(dtype: .q4_0, shape: [32, 64]) { _, _ in })
+        #expect(MatMul.prepare(packed) === packed)
+    }
+
+    @Test("the original pages of a file-mapped weight are released, and still read back from the file")
+    func releasesMappedPages() throws {
+        let dtype = DType.q4_1, out = 256, inputs = 2048
+        var generator = PackedTestGenerator(state: 0xF11E)
+        let bytes = randomBlocks(dtype, out: out, inputs: inputs, generator: &generator)
+        let path = "/tmp/energon-packed-test-\(getpid()).bin"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        try #require(descriptor >= 0)
+        defer {
+            close(descriptor)
+            unlink(path)
+        }
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress!, $0.count) }  // invariant: non-empty
+        try #require(written == bytes.count)
+        let mapping = mmap(nil, bytes.count, PROT_READ, MAP_PRIVATE, descriptor, 0)
+        try #require(mapping != MAP_FAILED && mapping != nil)
+        defer { munmap(mapping, bytes.count) }
+        let mapped = UnsafeRawPointer(mapping!)  // invariant: checked above
+        var checksum = 0
+        for index in stride(from: 0, to: bytes.count, by: 64) { checksum &+= Int(mapped.load(fromByteOffset: index, as: UInt8.self)) }
+        let weight = Tensor(dtype: dtype, shape: [out, inputs], data: mapped, byteCount: bytes.count, owner: nil)
+        let packed = MatMul.prepare(weight)
+        // The mapping still reads the file's bytes after its pages were dropped.
+        #expect(Array(UnsafeRawBufferPointer(start: mapped, count: bytes.count)) == bytes)
+        #expect(checksum > 0)
+        // A second release of the (re-read) mapping drops whole pages; anonymous memory is kept.
+        #expect(energon_release_mapped_pages(mapped, bytes.count) >= bytes.count - 8192)
+        let anonymous = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { anonymous.deallocate() }
+        anonymous.initializeMemory(as: UInt8.self, repeating: 7, count: 1 << 20)
+        #expect(energon_release_mapped_pages(anonymous, 1 << 20) == 0)
+        #expect(anonymous.load(fromByteOffset: 4096 * 100, as: UInt8.self) == 7)
+        // And the packed copy computes the same product as the stored weight.
+        let input = (0..<inputs).map { _ in Float.random(in: -1...1, using: &generator) }
+        let context = ComputeContext(threads: 2)
+        let reference = ReferenceMatMul.compute(weight: tensor(dtype, out: out, inputs: inputs, bytes: bytes), input: input, tokens: 1)
+        let scale = ReferenceMatMul.absoluteProducts(weight: tensor(dtype, out: out, inputs: inputs, bytes: bytes), input: input, tokens: 1)
+        let output = product(packed, input, tokens: 1, context: context)
+        for index in output.indices { #expect(abs(Double(output[index]) - Double(reference[index])) <= 1.2e-2 * scale[index] + 1e-6) }
+    }
+}
