@@ -43,7 +43,8 @@ extension ModelOptions {
                                 blockCount: blockCount, kvCacheType: kvCacheType ?? .f16)
         }
         let grid = try ParallelGrid(configuration: configuration, tensorParallel: tp, pipelineStages: pp,
-                                    layersPerStage: parsedStageLayers)
+                                    layersPerStage: parsedStageLayers,
+                                    weightBlocks: ParallelGrid.WeightBlocks(weights(), configuration: configuration))
         return try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: threads, weights: weights,
                                        blockSize: blockSize, blockCount: blockCount, kvCacheType: kvCacheType ?? .f16)
     }
@@ -63,7 +64,9 @@ extension ModelOptions {
         let job: MPIJob
         do {
             job = try MPIJob(configuration: configuration, tensorParallel: tp, pipelineStages: pp,
-                             layersPerStage: parsedStageLayers, timeout: rankTimeout)
+                             layersPerStage: parsedStageLayers,
+                             weightBlocks: ParallelGrid.WeightBlocks(weights(), configuration: configuration),
+                             timeout: rankTimeout)
         } catch let error as ParallelGridError {
             // Every rank got the same arguments; rank 0 reports, the others leave quietly.
             let world = try MPIWorld.shared()

@@ -95,6 +95,32 @@ import Glibc
         let tensor = try MPIProcess.run(processes: 3, arguments(tp: 3, pp: 1))
         #expect(tensor.status == 0, "\(tensor.standardError)")
         #expect(tensor.standardOutput == threadRanks.standardOutput)
+        let gridInProcess = try MPIProcess.runDirect(arguments(tp: 2, pp: 2))
+        try #require(gridInProcess.status == 0, "\(gridInProcess.standardError)")
+        let grid = try MPIProcess.run(processes: 4, arguments(tp: 2, pp: 2))
+        #expect(grid.status == 0, "\(grid.standardError)")
+        #expect(grid.standardOutput == gridInProcess.standardOutput)
+    }
+
+    @Test("SmolLM2 perplexity at tp 2 × pp 2 over MPI equals the in-process grid and is within 0.5% of serial")
+    func smolLM2Perplexity() throws {
+        let model = Self.packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+        try #require(FileManager.default.fileExists(atPath: model), "\(model) missing: run scripts/fetch_models.sh")
+        let text = "/usr/share/common-licenses/GPL-3"  // the text of the perplexity fixtures (base-files)
+        try #require(FileManager.default.fileExists(atPath: text), "\(text) missing (Debian's base-files)")
+        func perplexity(_ result: MPIProcess.Output) throws -> Double {
+            let line = result.standardOutput.split(separator: "\n").last { $0.hasPrefix("perplexity: ") }
+            return try #require(line.flatMap { Double($0.dropFirst("perplexity: ".count)) }, "\(result.standardError)")
+        }
+        func arguments(tp: Int, pp: Int) -> [String] {
+            ["perplexity", "--model", model, "--file", text, "--context", "128", "--chunks", "2", "--threads", "1",
+             "--tp", "\(tp)", "--pp", "\(pp)"]
+        }
+        let serial = try perplexity(MPIProcess.runDirect(arguments(tp: 1, pp: 1)))
+        let inProcess = try perplexity(MPIProcess.runDirect(arguments(tp: 2, pp: 2)))
+        let overMPI = try perplexity(MPIProcess.run(processes: 4, arguments(tp: 2, pp: 2)))
+        #expect(abs(overMPI - serial) / serial <= 0.005, "MPI \(overMPI), serial \(serial)")
+        #expect(abs(overMPI - inProcess) / inProcess <= 1e-4, "MPI \(overMPI), thread ranks \(inProcess)")
     }
 
     @Test("a rank that stops answering makes every rank exit with an error naming it", arguments: [(2, 1, 1), (1, 2, 1), (2, 2, 3)])

@@ -33,11 +33,13 @@ public final class MPIJob: @unchecked Sendable {
     /// Joins the job and creates the groups. Collective: every rank calls it with the same arguments.
     /// - Throws: `ParallelGridError` listing the grids that would work when the job's process
     ///   count is not tp × pp or the grid does not split the model.
+    /// - Parameter weightBlocks: the block sizes of the row-parallel weights (see `ParallelGrid`).
     public init(configuration: DecoderConfiguration, tensorParallel: Int, pipelineStages: Int,
-                layersPerStage: [Int]? = nil, timeout: Double) throws {
+                layersPerStage: [Int]? = nil, weightBlocks: ParallelGrid.WeightBlocks = .unquantized,
+                timeout: Double) throws {
         world = try MPIWorld.shared()
         guard world.size == tensorParallel * pipelineStages else {
-            let layouts = MPIJob.validLayouts(configuration: configuration, processes: world.size)
+            let layouts = MPIJob.validLayouts(configuration: configuration, processes: world.size, weightBlocks: weightBlocks)
             throw ParallelGridError.invalid(
                 "mpirun started \(world.size) processes but --tp \(tensorParallel) × --pp \(pipelineStages) = "
                     + "\(tensorParallel * pipelineStages); with \(world.size) processes use "
@@ -45,7 +47,7 @@ public final class MPIJob: @unchecked Sendable {
                                        : layouts.map { "--tp \($0.tp) --pp \($0.pp)" }.joined(separator: ", or ")))
         }
         grid = try ParallelGrid(configuration: configuration, tensorParallel: tensorParallel,
-                                pipelineStages: pipelineStages, layersPerStage: layersPerStage)
+                                pipelineStages: pipelineStages, layersPerStage: layersPerStage, weightBlocks: weightBlocks)
         self.timeout = timeout
         stage = world.rank / tensorParallel
         tensorRank = world.rank % tensorParallel
@@ -54,8 +56,9 @@ public final class MPIJob: @unchecked Sendable {
     }
 
     /// The tp × pp grids of `processes` ranks this model accepts.
-    public static func validLayouts(configuration: DecoderConfiguration, processes: Int) -> [(tp: Int, pp: Int)] {
-        ParallelGrid.validTensorParallelSizes(configuration).compactMap { tp in
+    public static func validLayouts(configuration: DecoderConfiguration, processes: Int,
+                                    weightBlocks: ParallelGrid.WeightBlocks = .unquantized) -> [(tp: Int, pp: Int)] {
+        ParallelGrid.validTensorParallelSizes(configuration, weightBlocks: weightBlocks).compactMap { tp in
             guard processes % tp == 0, processes / tp <= configuration.layerCount else { return nil }
             return (tp, processes / tp)
         }
