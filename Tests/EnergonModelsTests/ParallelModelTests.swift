@@ -51,10 +51,10 @@ import Testing
         let configuration = try ModelRegistry.configuration(architecture: "llama", metadata: file.metadata,
                                                             vocabularySize: 128, source: "tiny-llama")
         do {
-            _ = try ParallelGrid(configuration: configuration, tensorParallel: 3, pipelineStages: 1)
-            Issue.record("tp 3 must be refused for 4 heads")
+            _ = try ParallelGrid(configuration: configuration, tensorParallel: 5, pipelineStages: 1)
+            Issue.record("tp 5 must be refused for 4 heads")
         } catch let error as ParallelGridError {
-            #expect("\(error)".contains("valid: 1, 2, 4"))
+            #expect("\(error)".contains("valid: 1, 2, 3, 4"))
         }
         #expect(throws: ParallelGridError.self) {
             try ParallelGrid(configuration: configuration, tensorParallel: 1, pipelineStages: 3)

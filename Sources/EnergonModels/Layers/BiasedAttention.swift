@@ -4,20 +4,24 @@ import EnergonDistributed
 
 /// Ways to build `SelfAttention` for the GPT-2/OPT generation of checkpoints: biases on every
 /// projection (output included) and, for GPT-2, q/k/v fused into one `attn_qkv` tensor.
+/// Multi-head attention: a rank's heads are `TensorSplit.heads` with one head per group
+/// (possibly uneven: 6 heads over 4 ranks are 2, 2, 1, 1).
 extension SelfAttention {
     /// Loads separate `attn_q`, `attn_k`, `attn_v`, `attn_output`, each with weight and bias (OPT).
     /// Multi-head attention (kv heads = heads); no rotary positions.
     public convenience init(biased source: WeightSource, hiddenSize: Int, heads: Int, scale: Float,
                             parallel: ParallelContext) throws {
-        let headDimension = try Self.headDimension(hiddenSize: hiddenSize, heads: heads, parallel: parallel, source: source)
+        let headDimension = try Self.headDimension(hiddenSize: hiddenSize, heads: heads, source: source)
+        let mine = try Self.heads(heads: heads, kvHeads: heads, headDimension: headDimension, parallel: parallel, source: source)
+        let rows = (mine.query.lowerBound * headDimension)..<(mine.query.upperBound * headDimension)
         func column(_ name: String) throws -> ColumnParallelLinear {
-            try ColumnParallelLinear(source, name, inputFeatures: hiddenSize, outputFeatures: hiddenSize, hasBias: true, parallel: parallel)
+            try ColumnParallelLinear(source, name, inputFeatures: hiddenSize, outputFeatures: hiddenSize, hasBias: true, rows: rows)
         }
         self.init(query: try column("attn_q"), key: try column("attn_k"), value: try column("attn_v"),
                   output: try RowParallelLinear(source, "attn_output", inputFeatures: hiddenSize, outputFeatures: hiddenSize,
-                                                hasBias: true, parallel: parallel),
+                                                hasBias: true, columns: rows, parallel: parallel),
                   rope: nil,
-                  configuration: AttentionConfiguration(heads: heads / parallel.tensorSize, kvHeads: heads / parallel.tensorSize,
+                  configuration: AttentionConfiguration(heads: mine.query.count, kvHeads: mine.query.count,
                                                         headDimension: headDimension, scale: scale))
     }
 
@@ -27,32 +31,29 @@ extension SelfAttention {
     /// views (no copy).
     public convenience init(fused source: WeightSource, hiddenSize: Int, heads: Int, scale: Float,
                             parallel: ParallelContext) throws {
-        let headDimension = try Self.headDimension(hiddenSize: hiddenSize, heads: heads, parallel: parallel, source: source)
+        let headDimension = try Self.headDimension(hiddenSize: hiddenSize, heads: heads, source: source)
+        let mine = try Self.heads(heads: heads, kvHeads: heads, headDimension: headDimension, parallel: parallel, source: source)
         let fused = try source.tensor("attn_qkv.weight", shape: [3 * hiddenSize, hiddenSize])   // [3·hidden, hidden]
         let fusedBias = try source.tensor("attn_qkv.bias", shape: [3 * hiddenSize]).dequantized()
-        let mine = ParallelContext.shard(hiddenSize, rank: parallel.tensorRank, size: parallel.tensorSize)
+        let first = mine.query.lowerBound * headDimension, last = mine.query.upperBound * headDimension
         func part(_ index: Int) throws -> ColumnParallelLinear {
-            let rows = (index * hiddenSize + mine.lowerBound)..<(index * hiddenSize + mine.upperBound)
+            let rows = (index * hiddenSize + first)..<(index * hiddenSize + last)
             return try ColumnParallelLinear(weight: fused.slicingRows(rows), bias: Array(fusedBias[rows]),
                                             name: source.prefix + "attn_qkv.weight")
         }
         self.init(query: try part(0), key: try part(1), value: try part(2),
                   output: try RowParallelLinear(source, "attn_output", inputFeatures: hiddenSize, outputFeatures: hiddenSize,
-                                                hasBias: true, parallel: parallel),
+                                                hasBias: true, columns: first..<last, parallel: parallel),
                   rope: nil,
-                  configuration: AttentionConfiguration(heads: heads / parallel.tensorSize, kvHeads: heads / parallel.tensorSize,
+                  configuration: AttentionConfiguration(heads: mine.query.count, kvHeads: mine.query.count,
                                                         headDimension: headDimension, scale: scale))
     }
 
-    /// `hidden / heads`, checked to split evenly into heads and across the tensor-parallel ranks.
-    static func headDimension(hiddenSize: Int, heads: Int, parallel: ParallelContext, source: WeightSource) throws -> Int {
+    /// `hidden / heads`, checked to split evenly into heads.
+    static func headDimension(hiddenSize: Int, heads: Int, source: WeightSource) throws -> Int {
         guard heads > 0, hiddenSize % heads == 0 else {
             throw ModelError.invalidValue(key: "attention.head_count", value: String(heads),
                                           reason: "must divide the embedding length \(hiddenSize) (\(source.prefix))")
-        }
-        guard heads % parallel.tensorSize == 0 else {
-            throw ModelError.invalidValue(key: "attention.head_count", value: String(heads),
-                                          reason: "must be a multiple of the tensor-parallel size \(parallel.tensorSize)")
         }
         return hiddenSize / heads
     }

@@ -2,9 +2,10 @@ import EnergonCheckpoint
 import EnergonCore
 import EnergonDistributed
 
-/// Token embeddings split by vocabulary across the tensor-parallel ranks: rank r holds rows
-/// `r·vocab/tp ..< (r+1)·vocab/tp`, looks up the ids it owns, writes zeros for the rest, and one
-/// all-reduce assembles the full rows. At one rank it is a plain lookup.
+/// Token embeddings split by vocabulary across the tensor-parallel ranks: each rank holds a
+/// contiguous range of rows (`TensorSplit.range`, possibly uneven), looks up the ids it owns,
+/// writes zeros for the rest, and one all-reduce assembles the full rows. At one rank it is a
+/// plain lookup.
 public final class VocabParallelEmbedding: @unchecked Sendable {
     /// This rank's rows, `[vocabularyPerRank, hiddenSize]`, in the checkpoint's format.
     public let table: Tensor
@@ -16,12 +17,11 @@ public final class VocabParallelEmbedding: @unchecked Sendable {
     /// Loads `name.weight`.
     public init(_ source: WeightSource, _ name: String, vocabularySize: Int, hiddenSize: Int,
                 parallel: ParallelContext) throws {
-        let shard = parallel.tensorSize > 1
-            ? ShardSpec(dimension: 0, rank: parallel.tensorRank, count: parallel.tensorSize) : nil
-        table = try source.tensor("\(name).weight", shape: [vocabularySize, hiddenSize], shard: shard)
+        let rows = TensorSplit.range(vocabularySize, rank: parallel.tensorRank, size: parallel.tensorSize)
+        table = try source.tensor("\(name).weight", shape: [vocabularySize, hiddenSize], rows: rows)
         self.vocabularySize = vocabularySize
         self.hiddenSize = hiddenSize
-        firstRow = ParallelContext.shard(vocabularySize, rank: parallel.tensorRank, size: parallel.tensorSize).lowerBound
+        firstRow = rows.lowerBound
         group = parallel.tensorGroup
     }
 
@@ -51,21 +51,26 @@ public final class VocabParallelEmbedding: @unchecked Sendable {
 }
 
 /// The output projection to vocabulary logits, split by vocabulary across the tensor-parallel
-/// ranks; the shards are all-gathered so the sampler sees the full row. Only the rows that
-/// sample are projected (the rest of a prompt needs no logits).
+/// ranks (`TensorSplit.range`, possibly uneven); the shards are all-gathered so the sampler sees
+/// the full row. The all-gather moves equal counts, so when the vocabulary splits unevenly each
+/// rank sends its shard padded to the largest one. Only the rows that sample are projected (the
+/// rest of a prompt needs no logits).
 public final class ParallelLMHead: @unchecked Sendable {
     /// This rank's rows of the output matrix, `[vocabularyPerRank, hiddenSize]`.
     public let weight: Tensor
+    /// Tokens in the full vocabulary.
     public let vocabularySize: Int
+    /// Input features.
     public let hiddenSize: Int
     private let group: any ProcessGroup
+    /// Every rank's vocabulary rows, in rank order.
+    private let shards: [Range<Int>]
 
     /// Loads `name.weight` (for tied embeddings pass the embedding's name).
     public init(_ source: WeightSource, _ name: String, vocabularySize: Int, hiddenSize: Int,
                 parallel: ParallelContext) throws {
-        let shard = parallel.tensorSize > 1
-            ? ShardSpec(dimension: 0, rank: parallel.tensorRank, count: parallel.tensorSize) : nil
-        weight = try source.tensor("\(name).weight", shape: [vocabularySize, hiddenSize], shard: shard)
+        shards = TensorSplit.ranges(vocabularySize, parts: parallel.tensorSize)
+        weight = try source.tensor("\(name).weight", shape: [vocabularySize, hiddenSize], rows: shards[parallel.tensorRank])
         if !MatMul.supports(weight.dtype) {
             throw ModelError.unsupportedFormat(tensor: source.prefix + "\(name).weight", format: weight.dtype.name)
         }
@@ -81,16 +86,24 @@ public final class ParallelLMHead: @unchecked Sendable {
             MatMul.compute(weight: weight, input: hidden, tokens: rows, output: logits, context: context)
             return
         }
-        let perRank = weight.shape[0]
-        let local = buffers.buffer(.staging, count: rows * perRank)
-        MatMul.compute(weight: weight, input: hidden, tokens: rows, output: local, context: context)
-        let gathered = buffers.buffer(.projected, count: rows * perRank * group.size)
-        try group.allGather(local, count: rows * perRank, output: gathered)
-        // [ranks, rows, perRank] -> [rows, ranks * perRank]
-        for rank in 0..<group.size {
+        let mine = weight.shape[0]
+        let stride = shards.map(\.count).max() ?? mine     // every rank sends `rows × stride` floats
+        let local = buffers.buffer(.staging, count: rows * stride)
+        if mine == stride {
+            MatMul.compute(weight: weight, input: hidden, tokens: rows, output: local, context: context)
+        } else {
+            // Rows of `mine` logits, then spread to rows of `stride` (the padding is never read).
+            let packed = buffers.buffer(.mlp, count: rows * mine)
+            MatMul.compute(weight: weight, input: hidden, tokens: rows, output: packed, context: context)
+            for row in 0..<rows { (local + row * stride).update(from: packed + row * mine, count: mine) }
+        }
+        let gathered = buffers.buffer(.projected, count: rows * stride * group.size)
+        try group.allGather(local, count: rows * stride, output: gathered)
+        // [ranks, rows, stride] -> [rows, vocabulary]
+        for (rank, shard) in shards.enumerated() {
             for row in 0..<rows {
-                (logits + row * vocabularySize + rank * perRank)
-                    .update(from: gathered + (rank * rows + row) * perRank, count: perRank)
+                (logits + row * vocabularySize + shard.lowerBound)
+                    .update(from: gathered + (rank * rows + row) * stride, count: shard.count)
             }
         }
     }

@@ -6,7 +6,8 @@ import EnergonDistributed
 /// of its own sequence. There is no KV cache: the keys and values of this call are the whole
 /// sequence, so each sequence's rows of the packed k/v matrices serve as one cache block.
 ///
-/// q/k/v are column-parallel (each rank computes its heads), the output projection is
+/// q/k/v are column-parallel (each rank computes its heads, `TensorSplit.heads`, possibly
+/// unevenly), the output projection is
 /// row-parallel (one all-reduce); biases on all four.
 public final class EncoderSelfAttention: @unchecked Sendable {
     let query: ColumnParallelLinear
@@ -17,16 +18,19 @@ public final class EncoderSelfAttention: @unchecked Sendable {
 
     /// Loads `attn_q`, `attn_k`, `attn_v`, `attn_output` (weights and biases).
     public init(_ source: WeightSource, hiddenSize: Int, heads: Int, scale: Float, parallel: ParallelContext) throws {
-        let headDimension = try SelfAttention.headDimension(hiddenSize: hiddenSize, heads: heads, parallel: parallel, source: source)
+        let headDimension = try SelfAttention.headDimension(hiddenSize: hiddenSize, heads: heads, source: source)
+        let mine = try SelfAttention.heads(heads: heads, kvHeads: heads, headDimension: headDimension, parallel: parallel,
+                                           source: source)
+        let rows = (mine.query.lowerBound * headDimension)..<(mine.query.upperBound * headDimension)
         func column(_ name: String) throws -> ColumnParallelLinear {
-            try ColumnParallelLinear(source, name, inputFeatures: hiddenSize, outputFeatures: hiddenSize, hasBias: true, parallel: parallel)
+            try ColumnParallelLinear(source, name, inputFeatures: hiddenSize, outputFeatures: hiddenSize, hasBias: true, rows: rows)
         }
         query = try column("attn_q")
         key = try column("attn_k")
         value = try column("attn_v")
         output = try RowParallelLinear(source, "attn_output", inputFeatures: hiddenSize, outputFeatures: hiddenSize,
-                                       hasBias: true, parallel: parallel)
-        let localHeads = heads / parallel.tensorSize
+                                       hasBias: true, columns: rows, parallel: parallel)
+        let localHeads = mine.query.count
         configuration = AttentionConfiguration(heads: localHeads, kvHeads: localHeads, headDimension: headDimension,
                                                scale: scale, causal: false)
     }

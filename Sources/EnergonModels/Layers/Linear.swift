@@ -3,29 +3,37 @@ import EnergonCore
 import EnergonDistributed
 
 /// A linear layer whose output features are split across the tensor-parallel ranks
-/// (Megatron's column-parallel layer): rank r holds rows `r·out/tp ..< (r+1)·out/tp` of the
-/// `[out, in]` weight and produces that slice of the output. No communication.
-/// At one rank it is a plain linear layer.
+/// (Megatron's column-parallel layer): each rank holds a contiguous range of rows of the
+/// `[out, in]` weight (`TensorSplit`; not necessarily equal) and produces that slice of the
+/// output. No communication. At one rank it is a plain linear layer.
 public final class ColumnParallelLinear: @unchecked Sendable {
     /// This rank's weight, `[outputFeaturesPerRank, inputFeatures]`.
     public let weight: Tensor
     /// This rank's slice of the bias, if any.
     public let bias: [Float]?
+    /// Input features (every rank sees the whole input).
     public let inputFeatures: Int
+    /// Output features this rank computes.
     public let outputFeaturesPerRank: Int
 
-    /// Loads `name.weight` (and `name.bias` when `hasBias`) from `source`, keeping this rank's rows.
+    /// Loads `name.weight` (and `name.bias` when `hasBias`) from `source`, keeping this rank's
+    /// part of the rows as `TensorSplit.range` gives it.
+    public convenience init(_ source: WeightSource, _ name: String, inputFeatures: Int, outputFeatures: Int,
+                            hasBias: Bool = false, parallel: ParallelContext) throws {
+        try self.init(source, name, inputFeatures: inputFeatures, outputFeatures: outputFeatures, hasBias: hasBias,
+                      rows: TensorSplit.range(outputFeatures, rank: parallel.tensorRank, size: parallel.tensorSize))
+    }
+
+    /// Loads rows `rows` of `name.weight` (`[outputFeatures, inputFeatures]`) and of `name.bias`.
     public init(_ source: WeightSource, _ name: String, inputFeatures: Int, outputFeatures: Int,
-                hasBias: Bool = false, parallel: ParallelContext) throws {
-        let shard = parallel.tensorSize > 1
-            ? ShardSpec(dimension: 0, rank: parallel.tensorRank, count: parallel.tensorSize) : nil
-        weight = MatMul.prepare(try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], shard: shard))
+                hasBias: Bool = false, rows: Range<Int>) throws {
+        weight = MatMul.prepare(try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], rows: rows))
         if !MatMul.supports(weight.dtype) {
             throw ModelError.unsupportedFormat(tensor: source.prefix + "\(name).weight", format: weight.dtype.name)
         }
-        bias = hasBias ? try source.tensor("\(name).bias", shape: [outputFeatures], shard: shard).dequantized() : nil
+        bias = hasBias ? try source.floats("\(name).bias", count: outputFeatures, range: rows) : nil
         self.inputFeatures = inputFeatures
-        self.outputFeaturesPerRank = outputFeatures / parallel.tensorSize
+        self.outputFeaturesPerRank = rows.count
     }
 
     /// A layer over an already-cut weight (this rank's rows, `[outputFeaturesPerRank, inputFeatures]`)
@@ -64,28 +72,42 @@ public final class ColumnParallelLinear: @unchecked Sendable {
 }
 
 /// A linear layer whose input features are split across the tensor-parallel ranks
-/// (Megatron's row-parallel layer): rank r holds columns `r·in/tp ..< (r+1)·in/tp`, computes a
-/// partial product, and one all-reduce sums the partials. The bias is added after the sum,
-/// so it counts once. At one rank it is a plain linear layer and does not communicate.
+/// (Megatron's row-parallel layer): each rank holds a contiguous range of columns (whole blocks
+/// of the weight's format), computes a partial product, and one all-reduce sums the partials.
+/// The bias is added after the sum, so it counts once. At one rank it is a plain linear layer
+/// and does not communicate.
 public final class RowParallelLinear: @unchecked Sendable {
     /// This rank's weight, `[outputFeatures, inputFeaturesPerRank]`.
     public let weight: Tensor
+    /// The whole bias (added once, after the sum), if any.
     public let bias: [Float]?
+    /// Input features this rank holds.
     public let inputFeaturesPerRank: Int
+    /// Output features (every rank gets the whole sum).
     public let outputFeatures: Int
     private let group: any ProcessGroup
 
-    /// Loads `name.weight` (and `name.bias`) from `source`, keeping this rank's columns.
+    /// Loads `name.weight` (and `name.bias`) from `source`, keeping this rank's columns as
+    /// `TensorSplit.range` gives them in whole blocks of the stored format.
+    public convenience init(_ source: WeightSource, _ name: String, inputFeatures: Int, outputFeatures: Int,
+                            hasBias: Bool = false, parallel: ParallelContext) throws {
+        let granularity = source.storedFormat("\(name).weight")?.blockSize ?? 1
+        try self.init(source, name, inputFeatures: inputFeatures, outputFeatures: outputFeatures, hasBias: hasBias,
+                      columns: TensorSplit.range(inputFeatures, rank: parallel.tensorRank, size: parallel.tensorSize,
+                                                 granularity: granularity),
+                      parallel: parallel)
+    }
+
+    /// Loads columns `columns` of `name.weight` (`[outputFeatures, inputFeatures]`; whole blocks
+    /// of its format) and the whole `name.bias`; sums over `parallel`'s tensor group.
     public init(_ source: WeightSource, _ name: String, inputFeatures: Int, outputFeatures: Int,
-                hasBias: Bool = false, parallel: ParallelContext) throws {
-        let shard = parallel.tensorSize > 1
-            ? ShardSpec(dimension: 1, rank: parallel.tensorRank, count: parallel.tensorSize) : nil
-        weight = MatMul.prepare(try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], shard: shard))
+                hasBias: Bool = false, columns: Range<Int>, parallel: ParallelContext) throws {
+        weight = MatMul.prepare(try source.tensor("\(name).weight", shape: [outputFeatures, inputFeatures], columns: columns))
         if !MatMul.supports(weight.dtype) {
             throw ModelError.unsupportedFormat(tensor: source.prefix + "\(name).weight", format: weight.dtype.name)
         }
         bias = hasBias ? try source.tensor("\(name).bias", shape: [outputFeatures]).dequantized() : nil
-        inputFeaturesPerRank = inputFeatures / parallel.tensorSize
+        inputFeaturesPerRank = columns.count
         self.outputFeatures = outputFeatures
         group = parallel.tensorGroup
     }

@@ -5,8 +5,10 @@ import EnergonDistributed
 /// Multi-head self-attention with grouped-query heads, rotary positions, optional per-head
 /// q/k RMSNorm (Gemma 3, Qwen 3) and an optional sliding window, over a paged KV cache.
 ///
-/// Heads are split across tensor-parallel ranks: q/k/v are column-parallel (each rank computes
-/// its heads), the output projection is row-parallel (one all-reduce).
+/// Heads are split across tensor-parallel ranks by whole grouped-query groups
+/// (`TensorSplit.heads`, possibly unevenly): q/k/v are column-parallel (each rank computes its
+/// heads; a KV head shared by several ranks is loaded by each), the output projection is
+/// row-parallel (one all-reduce).
 public final class SelfAttention: @unchecked Sendable {
     /// Shape facts, global.
     public struct Shape: Sendable {
@@ -35,22 +37,21 @@ public final class SelfAttention: @unchecked Sendable {
     public init(_ source: WeightSource, shape: Shape, rope: RoPE?, scale: Float, slidingWindow: Int?,
                 logitSoftcap: Float? = nil, qkNormEpsilon: Float? = nil, hasBias: Bool = false,
                 parallel: ParallelContext) throws {
-        let tp = parallel.tensorSize
+        let mine = try Self.heads(heads: shape.heads, kvHeads: shape.kvHeads, headDimension: shape.headDimension,
+                                  parallel: parallel, source: source)
         let queryFeatures = shape.heads * shape.headDimension
         let kvFeatures = shape.kvHeads * shape.headDimension
+        let queryRows = (mine.query.lowerBound * shape.headDimension)..<(mine.query.upperBound * shape.headDimension)
+        // With more ranks than KV heads, every rank sharing a KV head loads it (replicated).
+        let kvRows = (mine.keyValue.lowerBound * shape.headDimension)..<(mine.keyValue.upperBound * shape.headDimension)
         query = try ColumnParallelLinear(source, "attn_q", inputFeatures: shape.hiddenSize, outputFeatures: queryFeatures,
-                                         hasBias: hasBias, parallel: parallel)
-        // With more ranks than KV heads, each KV head is replicated: rank r holds KV head
-        // r / (tp / kvHeads), the one its query heads read.
-        let kvParallel = tp > shape.kvHeads
-            ? ParallelContext(tensorGroup: ReplicaView(rank: parallel.tensorRank * shape.kvHeads / tp, size: shape.kvHeads))
-            : parallel
+                                         hasBias: hasBias, rows: queryRows)
         key = try ColumnParallelLinear(source, "attn_k", inputFeatures: shape.hiddenSize, outputFeatures: kvFeatures,
-                                       hasBias: hasBias, parallel: kvParallel)
+                                       hasBias: hasBias, rows: kvRows)
         value = try ColumnParallelLinear(source, "attn_v", inputFeatures: shape.hiddenSize, outputFeatures: kvFeatures,
-                                         hasBias: hasBias, parallel: kvParallel)
+                                         hasBias: hasBias, rows: kvRows)
         output = try RowParallelLinear(source, "attn_output", inputFeatures: queryFeatures, outputFeatures: shape.hiddenSize,
-                                       parallel: parallel)
+                                       columns: queryRows, parallel: parallel)
         if let qkNormEpsilon {
             queryNorm = try RMSNorm(source, "attn_q_norm", dimension: shape.headDimension, epsilon: qkNormEpsilon)
             keyNorm = try RMSNorm(source, "attn_k_norm", dimension: shape.headDimension, epsilon: qkNormEpsilon)
@@ -59,7 +60,7 @@ public final class SelfAttention: @unchecked Sendable {
             keyNorm = nil
         }
         self.rope = rope
-        configuration = AttentionConfiguration(heads: shape.heads / tp, kvHeads: max(1, shape.kvHeads / tp),
+        configuration = AttentionConfiguration(heads: mine.query.count, kvHeads: mine.keyValue.count,
                                                headDimension: shape.headDimension, scale: scale,
                                                slidingWindow: slidingWindow, logitSoftcap: logitSoftcap)
         blockPointers = .allocate(capacity: 1)
@@ -148,50 +149,24 @@ public final class SelfAttention: @unchecked Sendable {
     }
 }
 
-/// A rank/size pair that only selects a weight shard (never communicates): used to load the
-/// replicated KV head of a rank when tensor parallelism exceeds the KV head count.
-private final class ReplicaView: ProcessGroup, @unchecked Sendable {
-    let rank: Int
-    let size: Int
-    init(rank: Int, size: Int) {
-        self.rank = rank
-        self.size = size
-    }
-    func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws { preconditionFailure("shard selector only") }  // invariant: column-parallel layers never communicate
-    func allGather(_ input: UnsafePointer<Float>, count: Int, output: UnsafeMutablePointer<Float>) throws { preconditionFailure("shard selector only") }  // invariant: as above
-    func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws { preconditionFailure("shard selector only") }  // invariant: as above
-    func barrier() throws { preconditionFailure("shard selector only") }  // invariant: as above
-}
-
-/// The gated feed-forward block: `down(act(gate(x)) * up(x))` (SwiGLU for Llama, GeGLU for
-/// Gemma). gate/up are column-parallel, down is row-parallel.
-public final class GatedMLP: @unchecked Sendable {
-    let gate: ColumnParallelLinear
-    let up: ColumnParallelLinear
-    let down: RowParallelLinear
-    let activation: DecoderConfiguration.Activation
-
-    /// Loads `ffn_gate`, `ffn_up`, `ffn_down`.
-    public init(_ source: WeightSource, hiddenSize: Int, intermediateSize: Int,
-                activation: DecoderConfiguration.Activation, parallel: ParallelContext) throws {
-        gate = try ColumnParallelLinear(source, "ffn_gate", inputFeatures: hiddenSize, outputFeatures: intermediateSize, parallel: parallel)
-        up = try ColumnParallelLinear(source, "ffn_up", inputFeatures: hiddenSize, outputFeatures: intermediateSize, parallel: parallel)
-        down = try RowParallelLinear(source, "ffn_down", inputFeatures: intermediateSize, outputFeatures: hiddenSize, parallel: parallel)
-        self.activation = activation
-    }
-
-    /// `result = mlp(input)`, both `[tokens, hidden]`.
-    public func callAsFunction(_ input: UnsafePointer<Float>, tokens: Int, result: UnsafeMutablePointer<Float>,
-                               buffers: ActivationBuffers, context: ComputeContext) throws {
-        let width = gate.outputFeaturesPerRank
-        let g = buffers.buffer(.gate, count: tokens * width)    // [tokens, intermediatePerRank]
-        let u = buffers.buffer(.up, count: tokens * width)
-        ColumnParallelLinear.fused([gate, up], input: input, tokens: tokens, outputs: [g, u], context: context)
-        switch activation {
-        case .silu: Ops.swiglu(gate: g, up: u, output: g, count: tokens * width, context: context)
-        case .geluTanh: Ops.geglu(gate: g, up: u, output: g, count: tokens * width, approximation: .tanh, context: context)
-        case .geluErf: Ops.geglu(gate: g, up: u, output: g, count: tokens * width, approximation: .erf, context: context)
+extension SelfAttention {
+    /// This rank's heads (`TensorSplit.heads`), checked: the split must give every rank a query
+    /// head, and its share of `attn_output`'s input must be whole blocks of that weight's format.
+    /// - Throws: `ModelError.invalidValue` naming the head counts and the tensor-parallel size.
+    static func heads(heads: Int, kvHeads: Int, headDimension: Int, parallel: ParallelContext,
+                      source: WeightSource) throws -> TensorSplit.Heads {
+        let size = parallel.tensorSize
+        guard TensorSplit.isFeasible(heads: heads, kvHeads: kvHeads, size: size) else {
+            throw ModelError.invalidValue(key: "attention.head_count", value: "\(heads) (\(kvHeads) KV heads)",
+                                          reason: "cannot be split over \(size) tensor-parallel ranks (\(source.prefix))")
         }
-        try down(g, tokens: tokens, output: result, context: context)
+        let mine = TensorSplit.heads(heads, kvHeads: kvHeads, rank: parallel.tensorRank, size: size)
+        let blockSize = source.storedFormat("attn_output.weight")?.blockSize ?? 1
+        guard (mine.query.count * headDimension) % blockSize == 0 else {
+            throw ModelError.invalidValue(key: "attention.head_count", value: String(heads),
+                                          reason: "rank \(parallel.tensorRank) of \(size) would hold \(mine.query.count) heads of "
+                                              + "\(headDimension), not whole blocks of \(blockSize) of \(source.prefix)attn_output.weight")
+        }
+        return mine
     }
 }

@@ -1,3 +1,6 @@
+import EnergonCheckpoint
+import EnergonDistributed
+
 /// A tensor-parallel × pipeline-parallel layout of a model, validated against its shape.
 public struct ParallelGrid: Sendable, Equatable {
     /// Ranks each layer is split across.
@@ -10,18 +13,52 @@ public struct ParallelGrid: Sendable, Equatable {
     /// Total ranks.
     public var worldSize: Int { tensorParallel * pipelineStages }
 
-    /// Validates `tp × pp` for `configuration` and splits the layers into stages balanced by
-    /// cost (the last stage also pays for the output projection, the first for the embedding),
-    /// unless `layersPerStage` gives the split.
+    /// The block sizes of the weights a row-parallel layer splits by input feature (their
+    /// formats'): a rank's share of their inputs must be whole blocks.
+    public struct WeightBlocks: Sendable, Equatable {
+        /// Largest block of any layer's `attn_output` (32 for Q8_0/Q4_x, 256 for K-quants, 1 for floats).
+        public var attentionOutput: Int
+        /// Largest block of any layer's `ffn_down`.
+        public var feedForwardDown: Int
+
+        /// Explicit block sizes.
+        public init(attentionOutput: Int = 1, feedForwardDown: Int = 1) {
+            self.attentionOutput = attentionOutput
+            self.feedForwardDown = feedForwardDown
+        }
+
+        /// Float weights: no block constraint.
+        public static let unquantized = WeightBlocks()
+
+        /// The block sizes of `weights`' `blk.N.attn_output.weight` and `blk.N.ffn_down.weight`
+        /// over the model's layers (tensors it lacks count as floats).
+        public init(_ weights: WeightSource, configuration c: DecoderConfiguration) {
+            var attention = 1, down = 1
+            for layer in 0..<c.layerCount {
+                let block = weights.prefixed("blk.\(layer)")
+                attention = max(attention, block.storedFormat("attn_output.weight")?.blockSize ?? 1)
+                down = max(down, block.storedFormat("ffn_down.weight")?.blockSize ?? 1)
+            }
+            self.init(attentionOutput: attention, feedForwardDown: down)
+        }
+    }
+
+    /// Validates `tp × pp` for `configuration` (with weights of `weightBlocks`) and splits the
+    /// layers into stages balanced by cost (the last stage also pays for the output projection,
+    /// the first for the embedding), unless `layersPerStage` gives the split.
     /// - Throws: `ParallelGridError` with a message listing what would work.
     public init(configuration c: DecoderConfiguration, tensorParallel tp: Int, pipelineStages pp: Int,
-                layersPerStage: [Int]? = nil) throws {
+                layersPerStage: [Int]? = nil, weightBlocks: WeightBlocks = .unquantized) throws {
         guard tp >= 1, pp >= 1 else { throw ParallelGridError.invalid("--tp and --pp must be at least 1") }
-        let valid = ParallelGrid.validTensorParallelSizes(c)
+        let valid = ParallelGrid.validTensorParallelSizes(c, weightBlocks: weightBlocks)
         if !valid.contains(tp) {
+            var blocks = ""
+            if weightBlocks != .unquantized {
+                blocks = "; attn_output in blocks of \(weightBlocks.attentionOutput), ffn_down in blocks of \(weightBlocks.feedForwardDown)"
+            }
             throw ParallelGridError.invalid(
-                "--tp \(tp) does not split this model (\(c.headCount) heads, \(c.kvHeadCount) KV heads, "
-                    + "\(c.intermediateSize) MLP features, \(c.vocabularySize) tokens); valid: "
+                "--tp \(tp) does not split this model (\(c.headCount) heads of \(c.headDimension), \(c.kvHeadCount) KV heads, "
+                    + "\(c.intermediateSize) MLP features, \(c.vocabularySize) tokens\(blocks)); valid: "
                     + valid.map(String.init).joined(separator: ", "))
         }
         guard pp <= c.layerCount else {
@@ -44,12 +81,21 @@ public struct ParallelGrid: Sendable, Equatable {
         pipelineStages = pp
     }
 
-    /// Tensor-parallel sizes that divide the query heads, the MLP and the vocabulary, and either
-    /// divide the KV heads or are a multiple of them (KV heads are then replicated).
-    public static func validTensorParallelSizes(_ c: DecoderConfiguration) -> [Int] {
+    /// Tensor-parallel sizes whose `TensorSplit` gives every rank some work and whole blocks:
+    /// the heads split by grouped-query groups (`TensorSplit.heads`; with more ranks than KV
+    /// heads every group needs as many query heads as ranks share it), each rank's query heads
+    /// are whole blocks of `attn_output`'s input, the MLP features split into whole blocks of
+    /// `ffn_down`'s input with at least one block per rank, and every rank gets vocabulary rows.
+    /// Splits need not be equal: SmolLM2's 9 heads and 3 KV heads allow 1, 2, 3, 4, 5, 6, 7, 8, 9.
+    public static func validTensorParallelSizes(_ c: DecoderConfiguration, weightBlocks: WeightBlocks = .unquantized) -> [Int] {
         (1...max(1, c.headCount)).filter { tp in
-            c.headCount % tp == 0 && c.intermediateSize % tp == 0 && c.vocabularySize % tp == 0
-                && (c.kvHeadCount % tp == 0 || tp % c.kvHeadCount == 0)
+            guard TensorSplit.isFeasible(heads: c.headCount, kvHeads: c.kvHeadCount, size: tp),
+                  TensorSplit.isFeasible(c.intermediateSize, parts: tp, granularity: weightBlocks.feedForwardDown),
+                  c.vocabularySize >= tp else { return false }
+            return (0..<tp).allSatisfy { rank in
+                let heads = TensorSplit.heads(c.headCount, kvHeads: c.kvHeadCount, rank: rank, size: tp)
+                return (heads.query.count * c.headDimension) % weightBlocks.attentionOutput == 0
+            }
         }
     }
 
