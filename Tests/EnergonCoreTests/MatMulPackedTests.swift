@@ -114,6 +114,22 @@ struct MatMulPackedTests {
         }
     }
 
+    @Test("row lookups of a packed weight decode the same values as the stored rows", arguments: packableFormats)
+    func packedRowLookups(dtype: DType) {
+        var generator = PackedTestGenerator(state: 0x10C + UInt64(dtype.rawValue))
+        let (out, inputs) = (37, 96)
+        let stored = tensor(dtype, out: out, inputs: inputs, bytes: randomBlocks(dtype, out: out, inputs: inputs, generator: &generator))
+        let packed = MatMul.prepare(stored)
+        #expect(packed.layout == .matMulPacked)
+        #expect(packed.dequantized() == stored.dequantized())
+        var row = [Float](repeating: .nan, count: inputs)
+        for index in [0, 15, 16, 31, 32, 36] {
+            row.withUnsafeMutableBufferPointer { packed.dequantizeRow(index, into: $0.baseAddress!) }  // invariant: non-empty
+            #expect(row == Array(stored.dequantized()[(index * inputs)..<((index + 1) * inputs)]), "\(dtype) row \(index)")
+        }
+        #expect(packed.dequantized(context: ComputeContext(threads: 3)) == stored.dequantized())
+    }
+
     @Test("prepare leaves formats without a packed layout unchanged")
     func prepareKeepsOtherFormats() {
         for dtype in [DType.f32, .f16, .bf16, .q5_0, .q4_K, .q6_K] {

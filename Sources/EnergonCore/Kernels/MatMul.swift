@@ -60,6 +60,14 @@ public enum MatMul {
         return packed
     }
 
+    /// Writes row `index` of a `prepare`d (packed) weight in its stored block format (`rowBytes`
+    /// bytes) to `destination`: the row lookups of a packed tied embedding go through it.
+    static func unpackRow(_ weight: Tensor, _ index: Int, into destination: UnsafeMutablePointer<UInt8>) {
+        precondition(weight.layout == .matMulPacked && index >= 0 && index < weight.shape[0])  // invariant: callers check the row
+        energon_matmul_unpack_rows(weight.dtype.rawValue, weight.data.assumingMemoryBound(to: UInt8.self), weight.shape[0],
+                                   weight.shape[1], index, 1, destination)
+    }
+
     /// Whether `dtype` is supported as a weight format.
     public static func supports(_ dtype: DType) -> Bool {
         energon_matmul_supports(dtype.rawValue) != 0
