@@ -137,7 +137,7 @@ MM_AVX512 static void mm_pack_panel_packed(const energon_matmul_job *job, size_t
     uint32_t base = mm_packed_base(job->dtype);
     size_t blocks = job->in / 32;
     const uint8_t *group = job->weight + (row / MM_PANEL_ROWS) * mm_packed_group_bytes(base, job->in);
-    const __m512i mask = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8((char)0x80);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
     for (size_t k = 0; k < count; k++) {
         const uint8_t *quants, *d16, *m16;
         mm_packed_block(base, group, blocks, first + k, &quants, &d16, &m16);
@@ -147,17 +147,18 @@ MM_AVX512 static void mm_pack_panel_packed(const energon_matmul_job *job, size_t
             for (int j = 0; j < 8; j++)
                 _mm512_store_si512((void *)(block + 16 * j), _mm512_xor_si512(_mm512_loadu_si512((const void *)(quants + 64 * j)), flip));
         } else {
+            __m512i low[4], high[4];
+            mm512_packed_nibbles(base, quants, low, high);
             for (int j = 0; j < 4; j++) {
-                __m512i w = _mm512_loadu_si512((const void *)(quants + 64 * j));
-                _mm512_store_si512((void *)(block + 16 * j), _mm512_and_si512(w, mask));
-                _mm512_store_si512((void *)(block + 16 * (4 + j)), _mm512_and_si512(_mm512_srli_epi16(w, 4), mask));
+                _mm512_store_si512((void *)(block + 16 * j), low[j]);
+                _mm512_store_si512((void *)(block + 16 * (4 + j)), high[j]);
             }
         }
         float *floats = (float *)(block + 128);
         __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d16));
         _mm512_store_ps(floats, d);
         _mm512_store_ps(floats + 32, base == MM_Q4_1 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)m16))
-                                                     : _mm512_mul_ps(d, _mm512_set1_ps(base == MM_Q8_0 ? -128.0f : -8.0f)));
+                                                     : _mm512_mul_ps(d, _mm512_set1_ps(mm_packed_offset_ratio(base))));
     }
 }
 

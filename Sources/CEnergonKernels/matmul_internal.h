@@ -109,18 +109,21 @@ static inline mm_a32_row mm_a32_view(const uint8_t *row, size_t in) {
 void mm_fill_split(uint8_t *row, size_t in);
 
 // ---------------------------------------------------------------------------------------------
-// Packed layout of Q4_0 / Q4_1 / Q8_0 (energon_matmul_pack): 16-row groups, each group a run of
+// Packed layout of Q4_0 / Q4_1 / Q5_0 / Q8_0 (energon_matmul_pack): 16-row groups, each group a run of
 // units. A unit covers two 32-input blocks: [quants b0: Q][quants b1: Q][d b0: 32][d b1: 32]
 // and, for Q4_1, [m b0: 32][m b1: 32]; a lone last block (odd block count) is
 // [quants: Q][d: 32][m, or zero: 32]. Every unit is a whole number of 64-byte lines.
 // "quants" is Q / 64 zmm (Q = 256 for the nibble formats, 512 for Q8_0): bytes 64 j + 4 r .. + 3
 // hold bytes 4 j .. 4 j + 3 of row r's quant bytes (nibbles: low = elements 4 j..4 j+3, high =
-// 16 + 4 j..; Q8_0: elements 4 j..4 j+3). d and m are the rows' 16 f16 values in row order.
+// 16 + 4 j..; Q8_0: elements 4 j..4 j+3). Q5_0 adds a zmm of fifth bits after its nibbles:
+// byte 4 r + k has bit j (j < 4) = fifth bit of element 4 j + k of row r and bit 4 + j = that of
+// element 16 + 4 j + k, so a shift and a mask line them up under nibble zmm j.
+// d and m are the rows' 16 f16 values in row order.
 
 static inline uint32_t mm_packed_base(uint32_t dtype) { return dtype & ~ENERGON_MATMUL_PACKED; }
 static inline int mm_is_packed(uint32_t dtype) { return (dtype & ENERGON_MATMUL_PACKED) != 0; }
 /// Bytes of one block's quants for 16 rows.
-static inline size_t mm_packed_quant_bytes(uint32_t base) { return base == MM_Q8_0 ? 512 : 256; }
+static inline size_t mm_packed_quant_bytes(uint32_t base) { return base == MM_Q8_0 ? 512 : base == MM_Q5_0 ? 320 : 256; }
 static inline size_t mm_packed_pair_bytes(uint32_t base) {
     return 2 * mm_packed_quant_bytes(base) + (base == MM_Q4_1 ? 128 : 64);
 }

@@ -1,4 +1,4 @@
-// AVX-512 VNNI matvec over packed Q4_0 / Q4_1 / Q8_0 weights (layout in matmul_internal.h).
+// AVX-512 VNNI matvec over packed Q4_0 / Q4_1 / Q5_0 / Q8_0 weights (layout in matmul_internal.h).
 //
 // Why a packed layout: in the row-major format a 32-weight block is 16 bytes of nibbles plus an
 // f16 scale, so a row-by-row kernel spends most of its instructions on per-block scalar work
@@ -46,14 +46,9 @@ mm512_packed_block(uint32_t base, const uint8_t *nibbles, const uint8_t *d16, co
         }
         return;
     }
-    const __m512i mask = _mm512_set1_epi8(0x0F);
-    __m512i w0 = _mm512_loadu_si512((const void *)nibbles), w1 = _mm512_loadu_si512((const void *)(nibbles + 64));
-    __m512i w2 = _mm512_loadu_si512((const void *)(nibbles + 128)), w3 = _mm512_loadu_si512((const void *)(nibbles + 192));
-    // Low nibbles of zmm j: elements 4j..4j+3 of each row; high nibbles: elements 16 + 4j...
-    __m512i l0 = _mm512_and_si512(w0, mask), h0 = _mm512_and_si512(_mm512_srli_epi16(w0, 4), mask);
-    __m512i l1 = _mm512_and_si512(w1, mask), h1 = _mm512_and_si512(_mm512_srli_epi16(w1, 4), mask);
-    __m512i l2 = _mm512_and_si512(w2, mask), h2 = _mm512_and_si512(_mm512_srli_epi16(w2, 4), mask);
-    __m512i l3 = _mm512_and_si512(w3, mask), h3 = _mm512_and_si512(_mm512_srli_epi16(w3, 4), mask);
+    __m512i low[4], high[4];
+    mm512_packed_nibbles(base, nibbles, low, high);
+    __m512i l0 = low[0], l1 = low[1], l2 = low[2], l3 = low[3], h0 = high[0], h1 = high[1], h2 = high[2], h3 = high[3];
     __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d16));
     __m512 m = has_min ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)m16)) : d;
     for (int t = 0; t < T; t++) {
@@ -92,7 +87,7 @@ mm512_packed_group(uint32_t base, const uint8_t *group, size_t blocks, const mm_
     for (int t = 0; t < T; t++) {
         __m512 sum = _mm512_add_ps(acc0[t], acc1[t]);
         sum = has_min ? _mm512_add_ps(sum, corr[t])
-                      : _mm512_fmadd_ps(corr[t], _mm512_set1_ps(base == MM_Q8_0 ? -128.0f : -8.0f), sum);
+                      : _mm512_fmadd_ps(corr[t], _mm512_set1_ps(mm_packed_offset_ratio(base)), sum);
         _mm512_storeu_ps(result + 16 * t, sum);
     }
 }
@@ -109,7 +104,7 @@ MM_AVX512 void mm_packed_rows_avx512(const energon_matmul_job *job, size_t row_b
             float result[4 * ENERGON_MATMUL_PACK_ROWS];
             const uint8_t *group = job->weight + g * group_bytes;
             // Constant (format, token count) pairs so the loops above unroll and stay in registers.
-            switch ((base == MM_Q4_1 ? 4 : base == MM_Q8_0 ? 8 : 0) + count - 1) {
+            switch ((base == MM_Q4_1 ? 4 : base == MM_Q8_0 ? 8 : base == MM_Q5_0 ? 12 : 0) + count - 1) {
             case 0: mm512_packed_group(MM_Q4_0, group, blocks, x, 1, result); break;
             case 1: mm512_packed_group(MM_Q4_0, group, blocks, x, 2, result); break;
             case 2: mm512_packed_group(MM_Q4_0, group, blocks, x, 3, result); break;
@@ -121,7 +116,11 @@ MM_AVX512 void mm_packed_rows_avx512(const energon_matmul_job *job, size_t row_b
             case 8: mm512_packed_group(MM_Q8_0, group, blocks, x, 1, result); break;
             case 9: mm512_packed_group(MM_Q8_0, group, blocks, x, 2, result); break;
             case 10: mm512_packed_group(MM_Q8_0, group, blocks, x, 3, result); break;
-            default: mm512_packed_group(MM_Q8_0, group, blocks, x, 4, result); break;
+            case 11: mm512_packed_group(MM_Q8_0, group, blocks, x, 4, result); break;
+            case 12: mm512_packed_group(MM_Q5_0, group, blocks, x, 1, result); break;
+            case 13: mm512_packed_group(MM_Q5_0, group, blocks, x, 2, result); break;
+            case 14: mm512_packed_group(MM_Q5_0, group, blocks, x, 3, result); break;
+            default: mm512_packed_group(MM_Q5_0, group, blocks, x, 4, result); break;
             }
             size_t first = g * ENERGON_MATMUL_PACK_ROWS;
             size_t low = row_begin > first ? row_begin : first;
