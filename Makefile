@@ -3,7 +3,8 @@
 #   make test   set up and run every test
 SHELL := /bin/bash
 SWIFT ?= swift
-APT_PACKAGES := pkg-config
+# openmpi-bin/libopenmpi-dev: the `MPI` trait that `make test` builds (mpirun runs the MPI tests).
+APT_PACKAGES := pkg-config openmpi-bin libopenmpi-dev
 DEFAULT_MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 PROMPT ?= The capital of France is
 
@@ -29,9 +30,11 @@ build: setup
 run: build models
 	.build/release/energon generate --model $(DEFAULT_MODEL) --prompt "$(PROMPT)" --max-tokens 64
 
+# With the MPI trait, so the multi-process tests (Tests/EnergonDistributedTests/MPIJobTests.swift,
+# under mpirun) build and run too; the default `swift build` needs no MPI.
 test: setup models
-	$(SWIFT) build -c release --build-tests
-	$(SWIFT) test -c release --skip-build
+	$(SWIFT) build -c release --traits MPI --build-tests
+	$(SWIFT) test -c release --traits MPI --skip-build
 
 bench: build
 	.build/release/energon bench-kernels

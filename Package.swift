@@ -30,7 +30,11 @@ let package = Package(
         .target(name: "EnergonCore", dependencies: ["CEnergonKernels"]),
         .target(name: "EnergonCheckpoint", dependencies: ["EnergonCore"]),
         .target(name: "EnergonTokenizers", dependencies: ["EnergonCheckpoint"]),
-        .target(name: "EnergonDistributed", dependencies: ["EnergonCore", "CEnergonKernels"]),
+        // OpenMPI, only with the `MPI` trait (`swift build --traits MPI`); the default build needs no MPI.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi", providers: [.apt(["libopenmpi-dev"])]),
+        .target(name: "EnergonDistributed", dependencies: [
+            "EnergonCore", "CEnergonKernels", .target(name: "CMPI", condition: .when(traits: ["MPI"])),
+        ]),
         .target(name: "EnergonModels", dependencies: ["EnergonCore", "EnergonCheckpoint", "EnergonTokenizers", "EnergonDistributed"]),
         .target(name: "EnergonEngine", dependencies: ["EnergonCore", "EnergonModels", "EnergonTokenizers"]),
         .executableTarget(
@@ -47,7 +51,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "EnergonTokenizersTests", dependencies: ["EnergonTokenizers", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "EnergonDistributedTests", dependencies: ["EnergonDistributed"]),
+        .testTarget(name: "EnergonDistributedTests", dependencies: ["EnergonDistributed", "EnergonCore"]),
         .testTarget(name: "EnergonEngineTests", dependencies: ["EnergonEngine", "EnergonModels", "EnergonCheckpoint", "EnergonTokenizers"]),
         .testTarget(name: "EnergonModelsTests", dependencies: ["EnergonModels", "EnergonEngine", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),

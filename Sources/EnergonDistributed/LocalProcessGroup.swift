@@ -27,6 +27,8 @@ public final class LocalCommunicator: @unchecked Sendable {
     private nonisolated(unsafe) var scratchCapacity = 0
     private let scratchLock = Mutex<Void>(())
     private let reasonLock = Mutex<Void>(())
+    /// Point-to-point messages not yet received, by (sender, receiver, tag), oldest first.
+    private let mailboxes = Mutex<[MailboxKey: [[UInt8]]]>([:])
 
     /// Creates the shared state of `size` ranks.
     public init(size: Int, timeout: Double = 60) {
@@ -85,6 +87,55 @@ public final class LocalCommunicator: @unchecked Sendable {
         }
     }
 
+    /// Queues a copy of `message` for `receiver` (sends never wait: the copy is the buffer).
+    func post(_ message: UnsafeRawBufferPointer, from sender: Int, to receiver: Int, tag: Int) throws {
+        try checkFailed()
+        let copy = [UInt8](message)
+        mailboxes.withLock { $0[MailboxKey(sender: sender, receiver: receiver, tag: tag), default: []].append(copy) }
+    }
+
+    /// Takes the oldest message from `sender` to `receiver` with `tag`, waiting at most `timeout`.
+    func take(into buffer: UnsafeMutableRawBufferPointer, from sender: Int, to receiver: Int, tag: Int,
+              timeout: Double) throws -> Int {
+        let key = MailboxKey(sender: sender, receiver: receiver, tag: tag)
+        var spins = 0
+        var deadline = 0.0
+        var pause = 1_000  // nanoseconds, doubled up to 1 ms while idle
+        while true {
+            let message: [UInt8]? = mailboxes.withLock { boxes in
+                guard var queue = boxes[key], !queue.isEmpty else { return nil }
+                if queue[0].count > buffer.count { return queue[0] }  // left in place; reported below
+                let first = queue.removeFirst()
+                boxes[key] = queue.isEmpty ? nil : queue
+                return first
+            }
+            if let message {
+                guard message.count <= buffer.count else {
+                    throw CommunicationError.messageTooLarge(rank: sender, tag: tag, bytes: message.count, capacity: buffer.count)
+                }
+                message.withUnsafeBytes { source in
+                    if let base = buffer.baseAddress, let from = source.baseAddress { base.copyMemory(from: from, byteCount: source.count) }
+                }
+                return message.count
+            }
+            spins += 1
+            if spins < 2_000 {
+                energon_cpu_relax()
+                continue
+            }
+            try checkFailed()
+            let now = Self.now()
+            if deadline == 0 { deadline = now + timeout }
+            if now > deadline {
+                fail(rank: receiver, reason: "receive from rank \(sender) timed out")
+                throw CommunicationError.timedOut(operation: "receive (tag \(tag))", rank: sender, seconds: timeout)
+            }
+            var request = timespec(tv_sec: 0, tv_nsec: pause)
+            nanosleep(&request, nil)
+            pause = min(pause * 2, 1_000_000)
+        }
+    }
+
     private func checkFailed() throws {
         let rank = failed.load(ordering: .acquiring)
         if rank >= 0 {
@@ -119,6 +170,13 @@ public final class LocalCommunicator: @unchecked Sendable {
     }
 }
 
+/// Who sent a point-to-point message to whom, under which tag.
+struct MailboxKey: Hashable {
+    let sender: Int
+    let receiver: Int
+    let tag: Int
+}
+
 /// One rank's handle on a `LocalCommunicator`: ranks are threads of one process and collectives
 /// run in shared memory. Every rank must call the same collectives in the same order.
 public final class LocalProcessGroup: ProcessGroup, @unchecked Sendable {
@@ -129,6 +187,14 @@ public final class LocalProcessGroup: ProcessGroup, @unchecked Sendable {
     /// The reduction buffer size every rank believes the communicator has. All ranks see the
     /// same sequence of collectives, so they agree on when it must grow without asking.
     private var agreedCapacity = 0
+    /// This rank's f32 staging for half-precision reductions (its slice only): accumulator and operand.
+    private var halfStaging: UnsafeMutablePointer<Float>?
+    private var halfStagingCapacity = 0
+
+    deinit { halfStaging?.deallocate() }
+
+    /// The communicator's timeout.
+    public var timeout: Double { communicator.timeout }
 
     init(communicator: LocalCommunicator, rank: Int) {
         self.communicator = communicator
@@ -164,6 +230,55 @@ public final class LocalProcessGroup: ProcessGroup, @unchecked Sendable {
         try communicator.barrier(rank: rank, operation: "all-reduce")
         buffer.update(from: reduced, count: count)
         sequence += 1
+    }
+
+    /// Half-precision sum across ranks, in place, through the same shared reduction buffers as
+    /// the f32 path: each rank widens its slice of every rank's buffer to f32, sums in rank
+    /// order, rounds once into the shared buffer; every rank then copies the halves back.
+    public func allReduceSum(halves buffer: UnsafeMutablePointer<UInt16>, count: Int) throws {
+        guard size > 1, count > 0 else { return }
+        let floatsNeeded = (count + 1) / 2  // the shared buffers hold floats; halves take half the room
+        if agreedCapacity < floatsNeeded {
+            agreedCapacity = max(floatsNeeded, 1 << 16)
+            try communicator.barrier(rank: rank, operation: "all-reduce (f16)")
+            if rank == 0 { communicator.ensureScratch(agreedCapacity) }
+        }
+        communicator.publish(UnsafeMutableRawPointer(buffer), rank: rank)
+        try communicator.barrier(rank: rank, operation: "all-reduce (f16)")
+        let reduced = UnsafeMutableRawPointer(communicator.reductionBuffer(sequence: sequence, count: floatsNeeded))
+            .assumingMemoryBound(to: UInt16.self)
+        let slice = Self.slice(count, part: rank, of: size)
+        if !slice.isEmpty {
+            if halfStagingCapacity < 2 * slice.count {
+                halfStaging?.deallocate()
+                halfStagingCapacity = 2 * slice.count
+                halfStaging = .allocate(capacity: halfStagingCapacity)
+            }
+            let accumulator = halfStaging!, operand = halfStaging! + slice.count  // invariant: allocated just above
+            for other in 0..<size {
+                let source = communicator.published(other).assumingMemoryBound(to: UInt16.self) + slice.lowerBound
+                Quantization.floatsFromHalf(UnsafeRawPointer(source), destination: other == 0 ? accumulator : operand,
+                                            count: slice.count)
+                if other > 0 { Ops.add(accumulator, operand, output: accumulator, count: slice.count) }
+            }
+            Quantization.halfFromFloats(accumulator, destination: UnsafeMutableRawPointer(reduced + slice.lowerBound),
+                                        count: slice.count)
+        }
+        try communicator.barrier(rank: rank, operation: "all-reduce (f16)")
+        buffer.update(from: reduced, count: count)
+        sequence += 1
+    }
+
+    /// Queues a copy of `message` for `peer`; never waits (the queue is the send buffer).
+    public func send(_ message: UnsafeRawBufferPointer, to peer: Int, tag: Int) throws {
+        try validatePeer(peer, tag: tag, operation: "send")
+        try communicator.post(message, from: rank, to: peer, tag: tag)
+    }
+
+    /// Takes the oldest message `peer` sent this rank with `tag`.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, from peer: Int, tag: Int, timeout: Double?) throws -> Int {
+        try validatePeer(peer, tag: tag, operation: "receive")
+        return try communicator.take(into: buffer, from: peer, to: rank, tag: tag, timeout: timeout ?? communicator.timeout)
     }
 
     public func allGather(_ input: UnsafePointer<Float>, count: Int, output: UnsafeMutablePointer<Float>) throws {

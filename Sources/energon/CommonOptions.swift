@@ -31,11 +31,15 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "KV cache element type: f16 (llama.cpp's default) or f32.")
     var kvCache: String = "f16"
 
+    @Option(name: .long, help: "Seconds an MPI rank waits for another inside a forward pass before failing the job.")
+    var rankTimeout: Double = 120
+
     func validate() throws {
         guard threads >= 1 && threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
         if let isa, ISA(name: isa) == nil { throw ValidationError("--isa must be portable, avx2 or avx512, got \(isa)") }
         guard tp >= 1 && tp <= 256 else { throw ValidationError("--tp must be between 1 and 256, got \(tp)") }
         guard pp >= 1 && pp <= 256 else { throw ValidationError("--pp must be between 1 and 256, got \(pp)") }
+        guard rankTimeout > 0 else { throw ValidationError("--rank-timeout must be positive, got \(rankTimeout)") }
         guard kvCacheType != nil else { throw ValidationError("--kv-cache must be f16 or f32, got \(kvCache)") }
         if let stageLayers, parsedStageLayers == nil {
             throw ValidationError("--stage-layers must be comma-separated positive integers, got \(stageLayers)")
@@ -66,9 +70,7 @@ struct ModelOptions: ParsableArguments {
         let checkpoint = try Checkpoint.open(path: model)
         let runner: any ModelRunner
         do {
-            runner = try checkpoint.makeRunner(tensorParallel: tp, pipelineStages: pp, layersPerStage: parsedStageLayers,
-                                               threadsPerRank: threads, isa: isa.flatMap(ISA.init(name:)) ?? .best,
-                                               contextLength: contextLength, kvCacheType: kvCacheType ?? .f16)
+            runner = try makeParallelRunner(checkpoint: checkpoint, contextLength: contextLength)  // MPILaunch.swift
         } catch let error as ParallelGridError {
             throw ValidationError("\(error)")
         }

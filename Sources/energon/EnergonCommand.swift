@@ -13,7 +13,8 @@ struct Energon: ParsableCommand {
         version: EnergonInfo.version,
         subcommands: [GenerateCommand.self, ChatCommand.self, PerplexityCommand.self, BenchCommand.self, InspectCommand.self,
                       TokenizeCommand.self, BenchKernels.self, BenchSyncCommand.self,
-                      MakeSyntheticCommand.self, BenchParallelCommand.self]
+                      MPICollectivesCommand.self, ForwardLogitsCommand.self, MakeSyntheticCommand.self,
+                      BenchParallelCommand.self]
     )
 
     /// Runs the command line. Usage errors exit with 2, runtime errors (bad files, failed

@@ -1,0 +1,123 @@
+import ArgumentParser
+import EnergonCheckpoint
+import EnergonCore
+import EnergonDistributed
+import EnergonModels
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ModelOptions {
+    /// The runner for `--tp × --pp`: in-process (serial or thread ranks), or, in a binary built
+    /// with the `MPI` trait and started by `mpirun`, spread over the job's processes. On every
+    /// MPI rank but 0 this never returns: the rank serves forward passes until rank 0 ends the
+    /// job, then exits (0 after a clean shutdown; on an error it prints it, naming the rank,
+    /// and aborts the whole job).
+    func makeParallelRunner(checkpoint: Checkpoint, contextLength: Int?) throws -> any ModelRunner {
+        #if MPI
+        if MPIWorld.isLaunchedByMPIRun {
+            return try makeMPIRunner(configuration: checkpoint.configuration, weights: { checkpoint.weights() },
+                                     contextLength: contextLength)
+        }
+        #endif
+        return try checkpoint.makeRunner(tensorParallel: tp, pipelineStages: pp, layersPerStage: parsedStageLayers,
+                                         threadsPerRank: threads, isa: isa.flatMap(ISA.init(name:)) ?? .best,
+                                         contextLength: contextLength, kvCacheType: kvCacheType ?? .f16)
+    }
+
+    /// `makeParallelRunner` for a model given by its configuration and weights (no tokenizer
+    /// needed), with the KV-cache geometry of `Checkpoint.makeRunner`.
+    func makeParallelRunner(configuration: DecoderConfiguration, weights: @escaping () -> WeightSource,
+                            contextLength: Int?) throws -> any ModelRunner {
+        #if MPI
+        if MPIWorld.isLaunchedByMPIRun {
+            return try makeMPIRunner(configuration: configuration, weights: weights, contextLength: contextLength)
+        }
+        #endif
+        let (blockSize, blockCount) = cacheGeometry(configuration, contextLength: contextLength)
+        let isa = isa.flatMap(ISA.init(name:)) ?? .best
+        if tp == 1 && pp == 1 {
+            let model = try ModelRegistry.build(configuration: configuration, weights: weights())
+            return SerialRunner(model: model, context: ComputeContext(threads: threads, isa: isa), blockSize: blockSize,
+                                blockCount: blockCount, kvCacheType: kvCacheType ?? .f16)
+        }
+        let grid = try ParallelGrid(configuration: configuration, tensorParallel: tp, pipelineStages: pp,
+                                    layersPerStage: parsedStageLayers,
+                                    weightBlocks: ParallelGrid.WeightBlocks(weights(), configuration: configuration))
+        return try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: threads, weights: weights,
+                                       blockSize: blockSize, blockCount: blockCount, kvCacheType: kvCacheType ?? .f16)
+    }
+
+    /// Positions per KV block and blocks, as `Checkpoint.makeRunner` computes them.
+    private func cacheGeometry(_ configuration: DecoderConfiguration, contextLength: Int?) -> (blockSize: Int, blockCount: Int) {
+        let length = max(1, min(contextLength ?? min(configuration.contextLength, 4096), configuration.contextLength))
+        return (16, (length + 15) / 16)
+    }
+
+    #if MPI
+    private func makeMPIRunner(configuration: DecoderConfiguration, weights: () -> WeightSource,
+                               contextLength: Int?) throws -> any ModelRunner {
+        let isa = isa.flatMap(ISA.init(name:)) ?? .best
+        // Computed alike on every rank from the same arguments (rank 0 checks it with each batch).
+        let (blockSize, blockCount) = cacheGeometry(configuration, contextLength: contextLength)
+        let job: MPIJob
+        do {
+            job = try MPIJob(configuration: configuration, tensorParallel: tp, pipelineStages: pp,
+                             layersPerStage: parsedStageLayers,
+                             weightBlocks: ParallelGrid.WeightBlocks(weights(), configuration: configuration),
+                             timeout: rankTimeout)
+        } catch let error as ParallelGridError {
+            // Every rank got the same arguments; rank 0 reports, the others leave quietly.
+            let world = try MPIWorld.shared()
+            world.finalize()
+            if world.rank != 0 { Glibc.exit(2) }
+            throw error
+        }
+        if job.isController {
+            let runner = try MPIRunner(job: job, configuration: configuration, weights: weights(),
+                                       threadsPerRank: threads, isa: isa, blockSize: blockSize, blockCount: blockCount,
+                                       kvCacheType: kvCacheType ?? .f16)
+            MPIExit.runner = runner
+            atexit { MPIExit.runner?.finish() }  // when the command ends, shut the workers down
+            return AbortingRunner(runner)
+        }
+        do {
+            let worker = try MPIStageWorker(job: job, configuration: configuration, weights: weights(),
+                                            threadsPerRank: threads, isa: isa, blockSize: blockSize,
+                                            blockCount: blockCount, kvCacheType: kvCacheType ?? .f16)
+            try worker.run()
+        } catch {
+            printError("error: rank \(job.world.rank) (stage \(job.stage), tensor rank \(job.tensorRank)): \(error)")
+            job.world.abort(code: 1)
+        }
+        job.world.finalize()
+        Glibc.exit(0)
+    }
+    #endif
+}
+
+#if MPI
+/// Rank 0's runner as the commands see it: a forward pass that fails (a peer timed out or
+/// died, a rank reported an error) prints the error, naming the rank, and ends the whole job
+/// with `MPI_Abort`, so no rank is left waiting.
+final class AbortingRunner: ModelRunner, @unchecked Sendable {
+    let runner: MPIRunner
+    init(_ runner: MPIRunner) { self.runner = runner }
+    var configuration: DecoderConfiguration { runner.configuration }
+    var blocks: BlockAllocator { runner.blocks }
+    func forward(_ batch: ForwardBatch) throws -> UnsafeMutablePointer<Float>? {
+        do {
+            return try runner.forward(batch)
+        } catch {
+            printError("error: rank 0 (stage 0, tensor rank 0): \(error)")
+            runner.job.world.abort(code: 1)
+        }
+    }
+}
+
+/// The controller's runner, for the exit handler (C's `atexit` takes no context).
+enum MPIExit {
+    nonisolated(unsafe) static var runner: MPIRunner?
+}
+#endif
