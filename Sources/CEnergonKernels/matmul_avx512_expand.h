@@ -283,5 +283,38 @@ MM_AVX512 static inline mm512_quad mm512_expand_quad(uint32_t dtype, const uint8
     return quad;
 }
 
+/// The factor between the offset and the scale of the packed formats without stored mins.
+static inline float mm_packed_offset_ratio(uint32_t base) {
+    return base == MM_Q8_0 ? -128.0f : base == MM_Q5_0 ? -16.0f : -8.0f;
+}
+
+/// The unsigned values of one packed nibble-format block (Q4_0, Q4_1, Q5_0) for 16 rows:
+/// low[j] = elements 4j..4j+3 of each row, high[j] = elements 16 + 4j.. (one row per int32 lane).
+/// Q5_0's fifth bits sit in bit j (low) and bit 4 + j (high) of the zmm after the nibbles: a
+/// 16-bit shift brings bit j to bit 4 of every byte (bits never cross a byte below bit 4), and one
+/// ternary-logic op masks it and merges it into the nibbles.
+MM_AVX512 static inline __attribute__((always_inline)) void
+mm512_packed_nibbles(uint32_t base, const uint8_t *quants, __m512i low[4], __m512i high[4]) {
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    for (int j = 0; j < 4; j++) {
+        __m512i w = _mm512_loadu_si512((const void *)(quants + 64 * j));
+        low[j] = _mm512_and_si512(w, mask);
+        high[j] = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
+    }
+    if (base == MM_Q5_0) {
+        const __m512i bit4 = _mm512_set1_epi8(0x10);
+        __m512i fifth = _mm512_loadu_si512((const void *)(quants + 256));
+        // a | (b & c): 0xF0 | (0xCC & 0xAA) = 0xF8.
+        low[0] = _mm512_ternarylogic_epi32(low[0], _mm512_slli_epi16(fifth, 4), bit4, 0xF8);
+        low[1] = _mm512_ternarylogic_epi32(low[1], _mm512_slli_epi16(fifth, 3), bit4, 0xF8);
+        low[2] = _mm512_ternarylogic_epi32(low[2], _mm512_slli_epi16(fifth, 2), bit4, 0xF8);
+        low[3] = _mm512_ternarylogic_epi32(low[3], _mm512_slli_epi16(fifth, 1), bit4, 0xF8);
+        high[0] = _mm512_ternarylogic_epi32(high[0], fifth, bit4, 0xF8);
+        high[1] = _mm512_ternarylogic_epi32(high[1], _mm512_srli_epi16(fifth, 1), bit4, 0xF8);
+        high[2] = _mm512_ternarylogic_epi32(high[2], _mm512_srli_epi16(fifth, 2), bit4, 0xF8);
+        high[3] = _mm512_ternarylogic_epi32(high[3], _mm512_srli_epi16(fifth, 3), bit4, 0xF8);
+    }
+}
+
 #endif
 #endif

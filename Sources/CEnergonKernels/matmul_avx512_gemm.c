@@ -129,28 +129,36 @@ MM_AVX512 static void mm_pack_panel(const energon_matmul_job *job, size_t row, s
 
 /// The panel of blocks [first, first + count) of the packed group that starts at row `row` (a
 /// multiple of 16): the packed layout already keeps one row per int32 lane, so each block is its
-/// four zmm of nibbles split into low (words 0..3) and high (words 4..7) nibbles, with no
-/// transposes; the 16 row scales are one f16 conversion.
+/// four zmm of nibbles split into low (words 0..3) and high (words 4..7) nibbles, or its eight
+/// zmm of Q8_0 bytes shifted to unsigned, with no transposes; the 16 row scales are one f16
+/// conversion.
 MM_AVX512 static void mm_pack_panel_packed(const energon_matmul_job *job, size_t row, size_t first, size_t count,
                                            uint32_t *panel) {
     uint32_t base = mm_packed_base(job->dtype);
     size_t blocks = job->in / 32;
     const uint8_t *group = job->weight + (row / MM_PANEL_ROWS) * mm_packed_group_bytes(base, job->in);
-    const __m512i mask = _mm512_set1_epi8(0x0F);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
     for (size_t k = 0; k < count; k++) {
-        const uint8_t *nibbles, *d16, *m16;
-        mm_packed_block(base, group, blocks, first + k, &nibbles, &d16, &m16);
+        const uint8_t *quants, *d16, *m16;
+        mm_packed_block(base, group, blocks, first + k, &quants, &d16, &m16);
         uint32_t *block = panel + k * MM_PANEL_BLOCK_WORDS;
-        for (int j = 0; j < 4; j++) {
-            __m512i w = _mm512_loadu_si512((const void *)(nibbles + 64 * j));
-            _mm512_store_si512((void *)(block + 16 * j), _mm512_and_si512(w, mask));
-            _mm512_store_si512((void *)(block + 16 * (4 + j)), _mm512_and_si512(_mm512_srli_epi16(w, 4), mask));
+        if (base == MM_Q8_0) {
+            // int8 + 128 as uint8, offset -128 d (as mm512_expand_pair32).
+            for (int j = 0; j < 8; j++)
+                _mm512_store_si512((void *)(block + 16 * j), _mm512_xor_si512(_mm512_loadu_si512((const void *)(quants + 64 * j)), flip));
+        } else {
+            __m512i low[4], high[4];
+            mm512_packed_nibbles(base, quants, low, high);
+            for (int j = 0; j < 4; j++) {
+                _mm512_store_si512((void *)(block + 16 * j), low[j]);
+                _mm512_store_si512((void *)(block + 16 * (4 + j)), high[j]);
+            }
         }
         float *floats = (float *)(block + 128);
         __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d16));
         _mm512_store_ps(floats, d);
         _mm512_store_ps(floats + 32, base == MM_Q4_1 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)m16))
-                                                     : _mm512_mul_ps(d, _mm512_set1_ps(-8.0f)));
+                                                     : _mm512_mul_ps(d, _mm512_set1_ps(mm_packed_offset_ratio(base))));
     }
 }
 

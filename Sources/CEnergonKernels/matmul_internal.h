@@ -109,36 +109,43 @@ static inline mm_a32_row mm_a32_view(const uint8_t *row, size_t in) {
 void mm_fill_split(uint8_t *row, size_t in);
 
 // ---------------------------------------------------------------------------------------------
-// Packed layout of Q4_0 / Q4_1 (energon_matmul_pack): 16-row groups, each group a run of units.
-// A unit covers two 32-input blocks: [nibbles b0: 256][nibbles b1: 256][d b0: 32][d b1: 32]
+// Packed layout of Q4_0 / Q4_1 / Q5_0 / Q8_0 (energon_matmul_pack): 16-row groups, each group a run of
+// units. A unit covers two 32-input blocks: [quants b0: Q][quants b1: Q][d b0: 32][d b1: 32]
 // and, for Q4_1, [m b0: 32][m b1: 32]; a lone last block (odd block count) is
-// [nibbles: 256][d: 32][m, or zero for Q4_0: 32]. Every unit is a whole number of 64-byte lines.
-// "nibbles" is 4 x 64 bytes: bytes 64 j + 4 r .. + 3 hold bytes 4 j .. 4 j + 3 of row r's 16
-// bytes of nibbles (low nibbles: elements 4 j..4 j+3, high: 16 + 4 j..); d and m are the rows'
-// 16 f16 values in row order.
-
-#define MM_PACKED_LONE_BYTES 320
+// [quants: Q][d: 32][m, or zero: 32]. Every unit is a whole number of 64-byte lines.
+// "quants" is Q / 64 zmm (Q = 256 for the nibble formats, 512 for Q8_0): bytes 64 j + 4 r .. + 3
+// hold bytes 4 j .. 4 j + 3 of row r's quant bytes (nibbles: low = elements 4 j..4 j+3, high =
+// 16 + 4 j..; Q8_0: elements 4 j..4 j+3). Q5_0 adds a zmm of fifth bits after its nibbles:
+// byte 4 r + k has bit j (j < 4) = fifth bit of element 4 j + k of row r and bit 4 + j = that of
+// element 16 + 4 j + k, so a shift and a mask line them up under nibble zmm j.
+// d and m are the rows' 16 f16 values in row order.
 
 static inline uint32_t mm_packed_base(uint32_t dtype) { return dtype & ~ENERGON_MATMUL_PACKED; }
 static inline int mm_is_packed(uint32_t dtype) { return (dtype & ENERGON_MATMUL_PACKED) != 0; }
-static inline size_t mm_packed_pair_bytes(uint32_t base) { return base == MM_Q4_1 ? 640 : 576; }
+/// Bytes of one block's quants for 16 rows.
+static inline size_t mm_packed_quant_bytes(uint32_t base) { return base == MM_Q8_0 ? 512 : base == MM_Q5_0 ? 320 : 256; }
+static inline size_t mm_packed_pair_bytes(uint32_t base) {
+    return 2 * mm_packed_quant_bytes(base) + (base == MM_Q4_1 ? 128 : 64);
+}
+static inline size_t mm_packed_lone_bytes(uint32_t base) { return mm_packed_quant_bytes(base) + 64; }
 /// Bytes of one 16-row group of `in` inputs.
 static inline size_t mm_packed_group_bytes(uint32_t base, size_t in) {
     size_t blocks = in / 32;
-    return (blocks / 2) * mm_packed_pair_bytes(base) + (blocks % 2) * MM_PACKED_LONE_BYTES;
+    return (blocks / 2) * mm_packed_pair_bytes(base) + (blocks % 2) * mm_packed_lone_bytes(base);
 }
-/// Where block b of a group starts: its nibbles, d and m (m is unused for Q4_0).
+/// Where block b of a group starts: its quants, d and m (m is unused but for Q4_1).
 static inline void mm_packed_block(uint32_t base, const uint8_t *group, size_t blocks, size_t b,
-                                   const uint8_t **nibbles, const uint8_t **d, const uint8_t **m) {
+                                   const uint8_t **quants, const uint8_t **d, const uint8_t **m) {
     const uint8_t *unit = group + (b / 2) * mm_packed_pair_bytes(base);
+    size_t q = mm_packed_quant_bytes(base);
     if ((b | 1) >= blocks) {  // the lone last block of an odd count
-        *nibbles = unit;
-        *d = unit + 256;
-        *m = unit + 288;
+        *quants = unit;
+        *d = unit + q;
+        *m = unit + q + 32;
     } else {
-        *nibbles = unit + 256 * (b & 1);
-        *d = unit + 512 + 32 * (b & 1);
-        *m = unit + 576 + 32 * (b & 1);
+        *quants = unit + q * (b & 1);
+        *d = unit + 2 * q + 32 * (b & 1);
+        *m = unit + 2 * q + 64 + 32 * (b & 1);
     }
 }
 

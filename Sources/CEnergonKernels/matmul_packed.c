@@ -10,7 +10,9 @@
 #include <unistd.h>
 #endif
 
-int energon_matmul_packable(uint32_t dtype) { return dtype == MM_Q4_0 || dtype == MM_Q4_1; }
+int energon_matmul_packable(uint32_t dtype) {
+    return dtype == MM_Q4_0 || dtype == MM_Q4_1 || dtype == MM_Q5_0 || dtype == MM_Q8_0;
+}
 
 size_t energon_matmul_packed_bytes(uint32_t dtype, size_t rows, size_t in) {
     if (!energon_matmul_packable(dtype) || in % 32 != 0) return 0;
@@ -18,23 +20,41 @@ size_t energon_matmul_packed_bytes(uint32_t dtype, size_t rows, size_t in) {
     return groups * mm_packed_group_bytes(dtype, in) + tail * (in / 32) * mm_group_bytes(dtype);
 }
 
-/// The bytes of row `r` (0..15) of block `b` in a packed group: its d (and m) fields and 16 nibble
-/// bytes, copied to or from a base-format block at `block` (`to_packed` chooses the direction).
+/// The bytes of row `r` (0..15) of block `b` in a packed group: its d (and m) fields and its 16
+/// (nibble formats) or 32 (Q8_0) quant bytes, copied to or from a base-format block at `block` (`to_packed` chooses the direction).
 static void mm_packed_copy_block(uint32_t base, uint8_t *group, size_t blocks, size_t b, size_t r, uint8_t *block,
                                  int to_packed) {
-    const uint8_t *nibbles_c, *d_c, *m_c;
-    mm_packed_block(base, group, blocks, b, &nibbles_c, &d_c, &m_c);
-    uint8_t *nibbles = (uint8_t *)nibbles_c, *d = (uint8_t *)d_c, *m = (uint8_t *)m_c;
-    int has_min = base == MM_Q4_1;
-    uint8_t *qs = block + (has_min ? 4 : 2);
+    const uint8_t *quants_c, *d_c, *m_c;
+    mm_packed_block(base, group, blocks, b, &quants_c, &d_c, &m_c);
+    uint8_t *quants = (uint8_t *)quants_c, *d = (uint8_t *)d_c, *m = (uint8_t *)m_c;
+    int has_min = base == MM_Q4_1, fifth = base == MM_Q5_0;
+    uint8_t *qs = block + (has_min ? 4 : fifth ? 6 : 2);
+    int words = base == MM_Q8_0 ? 8 : 4;
+    uint8_t *high = quants + 256 + 4 * r;  // Q5_0: this row's 4 bytes of fifth bits
     if (to_packed) {
         memcpy(d + 2 * r, block, 2);
         if (has_min) memcpy(m + 2 * r, block + 2, 2);
-        for (int j = 0; j < 4; j++) memcpy(nibbles + 64 * j + 4 * r, qs + 4 * j, 4);
+        for (int j = 0; j < words; j++) memcpy(quants + 64 * j + 4 * r, qs + 4 * j, 4);
+        if (fifth) {
+            uint32_t qh = mm_load_u32(block + 2);
+            for (int k = 0; k < 4; k++) {
+                uint8_t bits = 0;
+                for (int j = 0; j < 4; j++)
+                    bits |= (uint8_t)((((qh >> (4 * j + k)) & 1) << j) | (((qh >> (16 + 4 * j + k)) & 1) << (4 + j)));
+                high[k] = bits;
+            }
+        }
     } else {
         memcpy(block, d + 2 * r, 2);
         if (has_min) memcpy(block + 2, m + 2 * r, 2);
-        for (int j = 0; j < 4; j++) memcpy(qs + 4 * j, nibbles + 64 * j + 4 * r, 4);
+        for (int j = 0; j < words; j++) memcpy(qs + 4 * j, quants + 64 * j + 4 * r, 4);
+        if (fifth) {
+            uint32_t qh = 0;
+            for (int k = 0; k < 4; k++)
+                for (int j = 0; j < 4; j++)
+                    qh |= (uint32_t)((high[k] >> j) & 1) << (4 * j + k) | (uint32_t)((high[k] >> (4 + j)) & 1) << (16 + 4 * j + k);
+            memcpy(block + 2, &qh, 4);
+        }
     }
 }
 

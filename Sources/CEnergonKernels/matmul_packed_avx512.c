@@ -1,4 +1,4 @@
-// AVX-512 VNNI matvec over packed Q4_0 / Q4_1 weights (layout in matmul_internal.h).
+// AVX-512 VNNI matvec over packed Q4_0 / Q4_1 / Q5_0 / Q8_0 weights (layout in matmul_internal.h).
 //
 // Why a packed layout: in the row-major format a 32-weight block is 16 bytes of nibbles plus an
 // f16 scale, so a row-by-row kernel spends most of its instructions on per-block scalar work
@@ -15,22 +15,40 @@
 
 /// How far ahead (bytes) the weight stream is prefetched: the loop retires few instructions per
 /// byte, but a DRAM-resident weight needs many lines in flight to reach the bus bandwidth.
-#define MM_PACKED_PREFETCH 1536
+#define MM_PACKED_PREFETCH 6144
 
 /// Adds one 32-input block of a 16-row group to each token's lane sums: acc += d_row * d_x *
-/// dot(u, q) and corr += m_row * (d_x * sum q) (m = d for Q4_0, whose offset -8 d is applied once
-/// at the end).
+/// dot(u, q) and corr += m_row * (d_x * sum q) (m = d for Q4_0 and Q8_0, whose offsets -8 d and
+/// -128 d are applied once at the end).
 MM_AVX512 static inline __attribute__((always_inline)) void
-mm512_packed_block(const uint8_t *nibbles, const uint8_t *d16, const uint8_t *m16, int has_min, const mm_a32_row *x,
+mm512_packed_block(uint32_t base, const uint8_t *nibbles, const uint8_t *d16, const uint8_t *m16, const mm_a32_row *x,
                    size_t b, int T, __m512 *acc, __m512 *corr) {
-    const __m512i mask = _mm512_set1_epi8(0x0F);
-    __m512i w0 = _mm512_loadu_si512((const void *)nibbles), w1 = _mm512_loadu_si512((const void *)(nibbles + 64));
-    __m512i w2 = _mm512_loadu_si512((const void *)(nibbles + 128)), w3 = _mm512_loadu_si512((const void *)(nibbles + 192));
-    // Low nibbles of zmm j: elements 4j..4j+3 of each row; high nibbles: elements 16 + 4j...
-    __m512i l0 = _mm512_and_si512(w0, mask), h0 = _mm512_and_si512(_mm512_srli_epi16(w0, 4), mask);
-    __m512i l1 = _mm512_and_si512(w1, mask), h1 = _mm512_and_si512(_mm512_srli_epi16(w1, 4), mask);
-    __m512i l2 = _mm512_and_si512(w2, mask), h2 = _mm512_and_si512(_mm512_srli_epi16(w2, 4), mask);
-    __m512i l3 = _mm512_and_si512(w3, mask), h3 = _mm512_and_si512(_mm512_srli_epi16(w3, 4), mask);
+    int has_min = base == MM_Q4_1;
+    if (base == MM_Q8_0) {
+        // Elements 4j..4j+3 of each row in zmm j, as int8 + 128 (unsigned for vpdpbusd).
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
+        __m512i w[8];
+        for (int j = 0; j < 8; j++) w[j] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(nibbles + 64 * j)), flip);
+        __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d16));
+        for (int t = 0; t < T; t++) {
+            const int32_t *q = (const int32_t *)(x[t].q + 32 * b);
+            __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[0], _mm512_set1_epi32(q[0]));
+            __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[1], _mm512_set1_epi32(q[1]));
+            s0 = _mm512_dpbusd_epi32(s0, w[2], _mm512_set1_epi32(q[2]));
+            s1 = _mm512_dpbusd_epi32(s1, w[3], _mm512_set1_epi32(q[3]));
+            s0 = _mm512_dpbusd_epi32(s0, w[4], _mm512_set1_epi32(q[4]));
+            s1 = _mm512_dpbusd_epi32(s1, w[5], _mm512_set1_epi32(q[5]));
+            s0 = _mm512_dpbusd_epi32(s0, w[6], _mm512_set1_epi32(q[6]));
+            s1 = _mm512_dpbusd_epi32(s1, w[7], _mm512_set1_epi32(q[7]));
+            __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+            acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(d, _mm512_set1_ps(x[t].d[b])), acc[t]);
+            corr[t] = _mm512_fmadd_ps(d, _mm512_set1_ps(x[t].s32[b]), corr[t]);
+        }
+        return;
+    }
+    __m512i low[4], high[4];
+    mm512_packed_nibbles(base, nibbles, low, high);
+    __m512i l0 = low[0], l1 = low[1], l2 = low[2], l3 = low[3], h0 = high[0], h1 = high[1], h2 = high[2], h3 = high[3];
     __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d16));
     __m512 m = has_min ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)m16)) : d;
     for (int t = 0; t < T; t++) {
@@ -54,7 +72,7 @@ mm512_packed_block(const uint8_t *nibbles, const uint8_t *d16, const uint8_t *m1
 MM_AVX512 static inline __attribute__((always_inline)) void
 mm512_packed_group(uint32_t base, const uint8_t *group, size_t blocks, const mm_a32_row *x, int T, float *result) {
     int has_min = base == MM_Q4_1;
-    size_t pair_bytes = mm_packed_pair_bytes(base);
+    size_t pair_bytes = mm_packed_pair_bytes(base), q = mm_packed_quant_bytes(base);
     __m512 acc0[4], acc1[4], corr[4];
     for (int t = 0; t < T; t++) acc0[t] = acc1[t] = corr[t] = _mm512_setzero_ps();
     const uint8_t *unit = group;
@@ -62,13 +80,14 @@ mm512_packed_group(uint32_t base, const uint8_t *group, size_t blocks, const mm_
     for (; b + 2 <= blocks; b += 2, unit += pair_bytes) {
         for (size_t line = 0; line < pair_bytes; line += 64) _mm_prefetch((const char *)(unit + MM_PACKED_PREFETCH + line), _MM_HINT_T0);
         // Blocks b and b + 1 go to separate accumulators (two FMA chains).
-        mm512_packed_block(unit, unit + 512, unit + 576, has_min, x, b, T, acc0, corr);
-        mm512_packed_block(unit + 256, unit + 544, unit + 608, has_min, x, b + 1, T, acc1, corr);
+        mm512_packed_block(base, unit, unit + 2 * q, unit + 2 * q + 64, x, b, T, acc0, corr);
+        mm512_packed_block(base, unit + q, unit + 2 * q + 32, unit + 2 * q + 96, x, b + 1, T, acc1, corr);
     }
-    if (b < blocks) mm512_packed_block(unit, unit + 256, unit + 288, has_min, x, b, T, acc0, corr);
+    if (b < blocks) mm512_packed_block(base, unit, unit + q, unit + q + 32, x, b, T, acc0, corr);
     for (int t = 0; t < T; t++) {
         __m512 sum = _mm512_add_ps(acc0[t], acc1[t]);
-        sum = has_min ? _mm512_add_ps(sum, corr[t]) : _mm512_fmadd_ps(corr[t], _mm512_set1_ps(-8.0f), sum);
+        sum = has_min ? _mm512_add_ps(sum, corr[t])
+                      : _mm512_fmadd_ps(corr[t], _mm512_set1_ps(mm_packed_offset_ratio(base)), sum);
         _mm512_storeu_ps(result + 16 * t, sum);
     }
 }
@@ -85,7 +104,7 @@ MM_AVX512 void mm_packed_rows_avx512(const energon_matmul_job *job, size_t row_b
             float result[4 * ENERGON_MATMUL_PACK_ROWS];
             const uint8_t *group = job->weight + g * group_bytes;
             // Constant (format, token count) pairs so the loops above unroll and stay in registers.
-            switch ((base == MM_Q4_1 ? 4 : 0) + count - 1) {
+            switch ((base == MM_Q4_1 ? 4 : base == MM_Q8_0 ? 8 : base == MM_Q5_0 ? 12 : 0) + count - 1) {
             case 0: mm512_packed_group(MM_Q4_0, group, blocks, x, 1, result); break;
             case 1: mm512_packed_group(MM_Q4_0, group, blocks, x, 2, result); break;
             case 2: mm512_packed_group(MM_Q4_0, group, blocks, x, 3, result); break;
@@ -93,7 +112,15 @@ MM_AVX512 void mm_packed_rows_avx512(const energon_matmul_job *job, size_t row_b
             case 4: mm512_packed_group(MM_Q4_1, group, blocks, x, 1, result); break;
             case 5: mm512_packed_group(MM_Q4_1, group, blocks, x, 2, result); break;
             case 6: mm512_packed_group(MM_Q4_1, group, blocks, x, 3, result); break;
-            default: mm512_packed_group(MM_Q4_1, group, blocks, x, 4, result); break;
+            case 7: mm512_packed_group(MM_Q4_1, group, blocks, x, 4, result); break;
+            case 8: mm512_packed_group(MM_Q8_0, group, blocks, x, 1, result); break;
+            case 9: mm512_packed_group(MM_Q8_0, group, blocks, x, 2, result); break;
+            case 10: mm512_packed_group(MM_Q8_0, group, blocks, x, 3, result); break;
+            case 11: mm512_packed_group(MM_Q8_0, group, blocks, x, 4, result); break;
+            case 12: mm512_packed_group(MM_Q5_0, group, blocks, x, 1, result); break;
+            case 13: mm512_packed_group(MM_Q5_0, group, blocks, x, 2, result); break;
+            case 14: mm512_packed_group(MM_Q5_0, group, blocks, x, 3, result); break;
+            default: mm512_packed_group(MM_Q5_0, group, blocks, x, 4, result); break;
             }
             size_t first = g * ENERGON_MATMUL_PACK_ROWS;
             size_t low = row_begin > first ? row_begin : first;

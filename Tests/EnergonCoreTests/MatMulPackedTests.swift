@@ -20,7 +20,7 @@ private struct PackedTestGenerator: RandomNumberGenerator {
     }
 }
 
-/// Random blocks of `dtype` (Q4_0 / Q4_1) with sane f16 scales (and mins), `[out, inputs]`.
+/// Random blocks of `dtype` (Q4_0 / Q4_1 / Q5_0 / Q8_0) with sane f16 scales (and mins), `[out, inputs]`.
 private func randomBlocks(_ dtype: DType, out: Int, inputs: Int, generator: inout PackedTestGenerator) -> [UInt8] {
     var bytes = (0..<(out * (dtype.rowBytes(inputs) ?? 0))).map { _ in UInt8.random(in: 0...255, using: &generator) }
     let halfFields = dtype == .q4_1 ? [0, 2] : [0]
@@ -51,7 +51,7 @@ private func product(_ weight: Tensor, _ input: [Float], tokens: Int, context: C
     return output
 }
 
-private let packableFormats: [DType] = [.q4_0, .q4_1]
+private let packableFormats: [DType] = [.q4_0, .q4_1, .q5_0, .q8_0]
 
 @Suite("MatMulPackedTests")
 struct MatMulPackedTests {
@@ -114,9 +114,25 @@ struct MatMulPackedTests {
         }
     }
 
+    @Test("row lookups of a packed weight decode the same values as the stored rows", arguments: packableFormats)
+    func packedRowLookups(dtype: DType) {
+        var generator = PackedTestGenerator(state: 0x10C + UInt64(dtype.rawValue))
+        let (out, inputs) = (37, 96)
+        let stored = tensor(dtype, out: out, inputs: inputs, bytes: randomBlocks(dtype, out: out, inputs: inputs, generator: &generator))
+        let packed = MatMul.prepare(stored)
+        #expect(packed.layout == .matMulPacked)
+        #expect(packed.dequantized() == stored.dequantized())
+        var row = [Float](repeating: .nan, count: inputs)
+        for index in [0, 15, 16, 31, 32, 36] {
+            row.withUnsafeMutableBufferPointer { packed.dequantizeRow(index, into: $0.baseAddress!) }  // invariant: non-empty
+            #expect(row == Array(stored.dequantized()[(index * inputs)..<((index + 1) * inputs)]), "\(dtype) row \(index)")
+        }
+        #expect(packed.dequantized(context: ComputeContext(threads: 3)) == stored.dequantized())
+    }
+
     @Test("prepare leaves formats without a packed layout unchanged")
     func prepareKeepsOtherFormats() {
-        for dtype in [DType.f32, .f16, .q8_0, .q4_K, .q6_K] {
+        for dtype in [DType.f32, .f16, .bf16, .q5_1, .q4_K, .q6_K] {
             let weight = Tensor(dtype: dtype, shape: [32, 256]) { _, _ in }
             let prepared = MatMul.prepare(weight)
             #expect(prepared === weight && prepared.layout == .rowMajor, "\(dtype)")

@@ -37,7 +37,7 @@ public enum MatMul {
     }
 
     /// The form of a linear-layer weight `[out, in]` that this machine's kernels read fastest,
-    /// made once at load time: Q4_0 and Q4_1 weights come back in a packed layout (16 rows
+    /// made once at load time: Q4_0, Q4_1, Q5_0 and Q8_0 weights come back in a packed layout (16 rows
     /// interleaved block by block, `Tensor.Layout.matMulPacked`; same dtype, shape and about the
     /// same bytes) that only `compute`/`computeMany` read; every other weight comes back as is.
     ///
@@ -58,6 +58,14 @@ public enum MatMul {
         }
         _ = energon_release_mapped_pages(weight.data, rows * weight.rowBytes)
         return packed
+    }
+
+    /// Writes row `index` of a `prepare`d (packed) weight in its stored block format (`rowBytes`
+    /// bytes) to `destination`: the row lookups of a packed tied embedding go through it.
+    static func unpackRow(_ weight: Tensor, _ index: Int, into destination: UnsafeMutablePointer<UInt8>) {
+        precondition(weight.layout == .matMulPacked && index >= 0 && index < weight.shape[0])  // invariant: callers check the row
+        energon_matmul_unpack_rows(weight.dtype.rawValue, weight.data.assumingMemoryBound(to: UInt8.self), weight.shape[0],
+                                   weight.shape[1], index, 1, destination)
     }
 
     /// Whether `dtype` is supported as a weight format.

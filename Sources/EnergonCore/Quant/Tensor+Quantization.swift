@@ -7,8 +7,7 @@ extension Tensor {
         return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             let destination = buffer.baseAddress!  // invariant: count > 0
             for index in 0..<rows {
-                Quantization.dequantizeRow(dtype, source: row(index), destination: destination + index * columns,
-                                           count: columns, isa: isa)
+                decodeRow(index, into: destination + index * columns, isa: isa)
             }
             initialized = count
         }
@@ -19,7 +18,22 @@ extension Tensor {
     /// - Precondition: `0 <= index < rows`.
     public func dequantizeRow(_ index: Int, into destination: UnsafeMutablePointer<Float>, isa: ISA = .best) {
         precondition(index >= 0 && index < rows, "row \(index) of \(rows)")  // invariant: callers validate token ids
-        Quantization.dequantizeRow(dtype, source: row(index), destination: destination, count: columns, isa: isa)
+        decodeRow(index, into: destination, isa: isa)
+    }
+
+    /// Decodes row `index` of a row-major tensor, or of a `MatMul.prepare`d one (its row is first
+    /// gathered back into the stored block format, a few hundred bytes), so a packed weight can
+    /// also serve row lookups (a tied embedding / LM head).
+    private func decodeRow(_ index: Int, into destination: UnsafeMutablePointer<Float>, isa: ISA) {
+        guard layout == .matMulPacked else {
+            Quantization.dequantizeRow(dtype, source: row(index), destination: destination, count: columns, isa: isa)
+            return
+        }
+        withUnsafeTemporaryAllocation(byteCount: max(rowBytes, 1), alignment: 64) { buffer in
+            let bytes = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)  // invariant: non-empty allocation
+            MatMul.unpackRow(self, index, into: bytes)
+            Quantization.dequantizeRow(dtype, source: UnsafeRawPointer(bytes), destination: destination, count: columns, isa: isa)
+        }
     }
 
     /// Decodes rows `range` into `destination` (room for `range.count * columns` floats), with
@@ -33,8 +47,7 @@ extension Tensor {
         let grain = max(1, 16_384 / max(columns, 1))
         context.pool.parallelFor(range.count, grain: grain) { part in
             for offset in part {
-                Quantization.dequantizeRow(dtype, source: row(range.lowerBound + offset),
-                                           destination: destination + offset * columns, count: columns, isa: context.isa)
+                decodeRow(range.lowerBound + offset, into: destination + offset * columns, isa: context.isa)
             }
         }
     }
