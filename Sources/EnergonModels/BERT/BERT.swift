@@ -92,7 +92,7 @@ final class BERTBlock: @unchecked Sendable {
                                              parallel: parallel)
         attentionNorm = try LayerNorm(weights, "attn_output_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
         mlp = try MLP(weights, hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize, activation: .geluErf,
-                      hasBias: true, attention: .multiHead(hiddenSize: c.hiddenSize, heads: c.headCount), parallel: parallel)
+                      hasBias: true, parallel: parallel)
         outputNorm = try LayerNorm(weights, "layer_output_norm", dimension: c.hiddenSize, epsilon: c.normEpsilon)
         hiddenSize = c.hiddenSize
     }
