@@ -18,7 +18,7 @@ prompt=${PROMPT_TOKENS:-128}
 gen=${GEN_TOKENS:-64}
 reps=${REPETITIONS:-3}
 iterations=${ITERATIONS:-5000}
-mpirun=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
+mpirun=(mpirun --allow-run-as-root --oversubscribe)
 
 if [ ! -x "$energon" ]; then
   echo "no $energon: swift build -c release --traits MPI --product energon" >&2; exit 1

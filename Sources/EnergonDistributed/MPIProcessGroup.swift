@@ -183,9 +183,10 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         // The halves arrive in slots of count * 2 bytes; widen each after the exchange into the
         // float area that follows them, then sum in rank order and round once.
         let halfBytes = count * 2
+        let floatOffset = (size * halfBytes + 63) / 64 * 64  // the float area starts aligned
         let slots = try exchange(UnsafeRawPointer(buffer), bytes: halfBytes, tag: .allReduceHalf,
-                                 operation: "all-reduce (f16)", extraBytes: (size + 1) * count * 4)
-        let floats = (slots + size * halfBytes).assumingMemoryBound(to: Float.self)
+                                 operation: "all-reduce (f16)", extraBytes: floatOffset - size * halfBytes + (size + 1) * count * 4)
+        let floats = (slots + floatOffset).assumingMemoryBound(to: Float.self)
         for other in 0..<size {
             let source = other == rank ? UnsafeRawPointer(buffer) : UnsafeRawPointer(slots + other * halfBytes)
             Quantization.floatsFromHalf(source, destination: floats + other * count, count: count)
