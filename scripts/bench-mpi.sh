@@ -3,7 +3,10 @@
 #   1. all-reduce latency: MPIProcessGroup vs a plain MPI_Allreduce loop (2 processes) vs
 #      LocalProcessGroup (2 thread ranks), for 576 and 576 × 64 floats;
 #   2. `energon bench` on SmolLM2: pp 2 over MPI (2 processes × 1 thread) vs pp 2 in process
-#      (2 thread ranks × 1 thread) vs 1 rank × 2 threads, and tp 3 over MPI vs in process.
+#      (2 thread ranks × 1 thread) vs 1 rank × 2 threads, and tp 3 over MPI vs in process;
+#   3. the same on a synthetic Llama-shape model where compute dominates (hidden 2048, 8 layers,
+#      16 heads / 4 KV heads, MLP 5632, Q8_0, ~600 MB; written by scripts/make_synthetic_llama.py
+#      from SmolLM2's tokenizer on first use): tp 2 and pp 2 over MPI vs in process vs 1 rank × 2 threads.
 #
 #   scripts/bench-mpi.sh [MODEL]
 # Environment: ENERGON (binary, default .build/release/energon, built with `--traits MPI`),
@@ -52,5 +55,19 @@ row "pp 2 in process (2 thread ranks × 1 thread)" "$energon" "${bench[@]}" --th
 row "pp 2 over MPI (2 processes × 1 thread)" "${mpirun[@]}" -np 2 "$energon" "${bench[@]}" --threads 1 --pp 2
 row "tp 3 in process (3 thread ranks × 1 thread)" "$energon" "${bench[@]}" --threads 1 --tp 3
 row "tp 3 over MPI (3 processes × 1 thread)" "${mpirun[@]}" -np 3 "$energon" "${bench[@]}" --threads 1 --tp 3
+echo
+synthetic=${SYNTHETIC:-models/synthetic-llama-2048x8.Q8_0.gguf}
+if [ ! -f "$synthetic" ]; then
+  python3 scripts/make_synthetic_llama.py "$model" "$synthetic"
+fi
+echo "## energon bench $(basename "$synthetic"), pp$prompt / tg$gen, $reps repetitions"
+bench=(bench --model "$synthetic" --prompt-tokens "$prompt" --gen-tokens "$gen" --repetitions "$reps" --json)
+echo "| layout | pp tokens/s | tg tokens/s |"
+echo "|---|--:|--:|"
+row "1 rank × 2 threads" "$energon" "${bench[@]}" --threads 2
+row "tp 2 in process (2 thread ranks × 1 thread)" "$energon" "${bench[@]}" --threads 1 --tp 2
+row "tp 2 over MPI (2 processes × 1 thread)" "${mpirun[@]}" -np 2 "$energon" "${bench[@]}" --threads 1 --tp 2
+row "pp 2 in process (2 thread ranks × 1 thread)" "$energon" "${bench[@]}" --threads 1 --pp 2
+row "pp 2 over MPI (2 processes × 1 thread)" "${mpirun[@]}" -np 2 "$energon" "${bench[@]}" --threads 1 --pp 2
 echo
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
