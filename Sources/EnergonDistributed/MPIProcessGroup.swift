@@ -347,9 +347,16 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         func contribution(_ other: Int) -> UnsafeMutablePointer<Float> {
             other == rank ? buffer : slot(other).assumingMemoryBound(to: Float.self)
         }
-        let sum = rank == 0 ? buffer : contribution(0)
+        if rank <= 1 {
+            // Ranks 0 and 1 sum straight into their buffer: c0 + c1 with the operands in the
+            // order every rank uses, then the others in rank order.
+            Ops.add(contribution(0), contribution(1), output: buffer, count: count)
+            for other in 2..<max(2, size) { Ops.add(buffer, contribution(other), output: buffer, count: count) }
+            return
+        }
+        let sum = contribution(0)  // this rank's own buffer is needed unchanged until its turn
         for other in 1..<size { Ops.add(sum, contribution(other), output: sum, count: count) }
-        if sum != buffer { buffer.update(from: sum, count: count) }
+        buffer.update(from: sum, count: count)
     }
 
     private func beginRequests() {
