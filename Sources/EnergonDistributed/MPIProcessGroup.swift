@@ -119,6 +119,9 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
     public let timeout: Double
     /// The world rank of each rank of this group (what errors name).
     public let worldRanks: [Int]
+    /// Seconds this rank has spent inside this group's waits (collectives and receives): the
+    /// transfers themselves plus waiting for slower peers.
+    public private(set) var waitingSeconds = 0.0
     let communicator: MPI_Comm
     /// Receive staging: `size` slots of the largest collective so far.
     private var staging: UnsafeMutableRawPointer?
@@ -285,6 +288,8 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
     public func receive(into buffer: UnsafeMutableRawBufferPointer, from peer: Int, tag: Int, timeout: Double?) throws -> Int {
         try validatePeer(peer, tag: tag, operation: "receive")
         try progressSends(operation: "receive (tag \(tag))")
+        let start = Poller.now()
+        defer { waitingSeconds += Poller.now() - start }
         let limit = timeout ?? self.timeout
         // Probe first so a message longer than the buffer is reported, not truncated.
         var message = MPI_Message(bitPattern: 0)
@@ -342,9 +347,16 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         func contribution(_ other: Int) -> UnsafeMutablePointer<Float> {
             other == rank ? buffer : slot(other).assumingMemoryBound(to: Float.self)
         }
-        let sum = rank == 0 ? buffer : contribution(0)
+        if rank <= 1 {
+            // Ranks 0 and 1 sum straight into their buffer: c0 + c1 with the operands in the
+            // order every rank uses, then the others in rank order.
+            Ops.add(contribution(0), contribution(1), output: buffer, count: count)
+            for other in 2..<max(2, size) { Ops.add(buffer, contribution(other), output: buffer, count: count) }
+            return
+        }
+        let sum = contribution(0)  // this rank's own buffer is needed unchanged until its turn
         for other in 1..<size { Ops.add(sum, contribution(other), output: sum, count: count) }
-        if sum != buffer { buffer.update(from: sum, count: count) }
+        buffer.update(from: sum, count: count)
     }
 
     private func beginRequests() {
@@ -369,6 +381,8 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
     /// Polls the posted requests until all complete or the deadline passes; on timeout names
     /// the first peer still pending.
     private func waitForRequests(operation: String, timeout: Double) throws {
+        let start = Poller.now()
+        defer { waitingSeconds += Poller.now() - start }
         var poller = Poller(timeout: timeout)
         var pending = requests.count
         while pending > 0 {

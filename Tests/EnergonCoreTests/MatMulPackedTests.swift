@@ -20,10 +20,10 @@ private struct PackedTestGenerator: RandomNumberGenerator {
     }
 }
 
-/// Random blocks of `dtype` (Q4_0 / Q4_1 / Q5_0 / Q8_0) with sane f16 scales (and mins), `[out, inputs]`.
+/// Random blocks of `dtype` (Q4_0 / Q4_1 / Q5_0 / Q8_0 / Q4_K) with sane f16 scales (and mins), `[out, inputs]`.
 private func randomBlocks(_ dtype: DType, out: Int, inputs: Int, generator: inout PackedTestGenerator) -> [UInt8] {
     var bytes = (0..<(out * (dtype.rowBytes(inputs) ?? 0))).map { _ in UInt8.random(in: 0...255, using: &generator) }
-    let halfFields = dtype == .q4_1 ? [0, 2] : [0]
+    let halfFields = dtype == .q4_1 || dtype == .q4_K ? [0, 2] : [0]
     for block in 0..<(bytes.count / dtype.blockBytes) {
         for field in halfFields {
             let sign: Float = field == 2 ? -1 : 1  // Q4_1 mins are usually negative
@@ -33,6 +33,13 @@ private func randomBlocks(_ dtype: DType, out: Int, inputs: Int, generator: inou
         }
     }
     return bytes
+}
+
+/// `inputs` for the 32-block formats; for K-quants the nearest whole number of 256-blocks
+/// (keeping an odd count odd: 96 -> 768).
+private func inputCount(_ inputs: Int, for dtype: DType) -> Int {
+    guard dtype.blockSize == 256 else { return inputs }
+    return inputs < 256 ? (inputs / 32 % 2 == 1 ? 768 : 256) : inputs / 256 * 256 + (inputs % 256 == 0 ? 0 : 256)
 }
 
 private func tensor(_ dtype: DType, out: Int, inputs: Int, bytes: [UInt8]) -> Tensor {
@@ -51,7 +58,7 @@ private func product(_ weight: Tensor, _ input: [Float], tokens: Int, context: C
     return output
 }
 
-private let packableFormats: [DType] = [.q4_0, .q4_1, .q5_0, .q8_0]
+private let packableFormats: [DType] = [.q4_0, .q4_1, .q5_0, .q8_0, .q4_K]
 
 @Suite("MatMulPackedTests")
 struct MatMulPackedTests {
@@ -63,13 +70,16 @@ struct MatMulPackedTests {
         (33, 576, 6), (47, 96, 33), (64, 4096 + 32, 7),
     ]
 
+    // Packing itself is plain C: the tests pack with `isa: .avx512` (what `prepare` does on an
+    // AVX-512 machine) and then compute at every level this machine has.
     @Test("packed weights match the Float64 reference at every ISA level and thread count", arguments: packableFormats)
     func packedMatchesReference(dtype: DType) {
         var generator = PackedTestGenerator(state: 0xBAC4_0000 + UInt64(dtype.rawValue))
-        for shape in Self.cases {
+        for original in Self.cases {
+            let shape = (out: original.out, inputs: inputCount(original.inputs, for: dtype), tokens: original.tokens)
             let stored = tensor(dtype, out: shape.out, inputs: shape.inputs,
                                 bytes: randomBlocks(dtype, out: shape.out, inputs: shape.inputs, generator: &generator))
-            let packed = MatMul.prepare(stored)
+            let packed = MatMul.prepare(stored, isa: .avx512)
             #expect(packed.layout == .matMulPacked && packed.dtype == dtype && packed.shape == stored.shape)
             let input = (0..<(shape.tokens * shape.inputs)).map { _ in Float.random(in: -1...1, using: &generator) }
             let expected = ReferenceMatMul.compute(weight: stored, input: input, tokens: shape.tokens)
@@ -101,9 +111,10 @@ struct MatMulPackedTests {
     @Test("unpacking a packed weight gives back the stored bytes", arguments: packableFormats)
     func packRoundTrip(dtype: DType) {
         var generator = PackedTestGenerator(state: 0x7E57 + UInt64(dtype.rawValue))
-        for (out, inputs) in [(1, 32), (16, 64), (33, 96), (50, 4096 + 32)] {
+        for (out, given) in [(1, 32), (16, 64), (33, 96), (50, 4096 + 32)] {
+            let inputs = inputCount(given, for: dtype)
             let bytes = randomBlocks(dtype, out: out, inputs: inputs, generator: &generator)
-            let packed = MatMul.prepare(tensor(dtype, out: out, inputs: inputs, bytes: bytes))
+            let packed = MatMul.prepare(tensor(dtype, out: out, inputs: inputs, bytes: bytes), isa: .avx512)
             #expect(packed.byteCount == Int(energon_matmul_packed_bytes(dtype.rawValue, out, inputs)))
             var back = [UInt8](repeating: 0, count: bytes.count)
             back.withUnsafeMutableBufferPointer { destination in
@@ -117,9 +128,9 @@ struct MatMulPackedTests {
     @Test("row lookups of a packed weight decode the same values as the stored rows", arguments: packableFormats)
     func packedRowLookups(dtype: DType) {
         var generator = PackedTestGenerator(state: 0x10C + UInt64(dtype.rawValue))
-        let (out, inputs) = (37, 96)
+        let (out, inputs) = (37, inputCount(96, for: dtype))
         let stored = tensor(dtype, out: out, inputs: inputs, bytes: randomBlocks(dtype, out: out, inputs: inputs, generator: &generator))
-        let packed = MatMul.prepare(stored)
+        let packed = MatMul.prepare(stored, isa: .avx512)
         #expect(packed.layout == .matMulPacked)
         #expect(packed.dequantized() == stored.dequantized())
         var row = [Float](repeating: .nan, count: inputs)
@@ -132,13 +143,16 @@ struct MatMulPackedTests {
 
     @Test("prepare leaves formats without a packed layout unchanged")
     func prepareKeepsOtherFormats() {
-        for dtype in [DType.f32, .f16, .bf16, .q5_1, .q4_K, .q6_K] {
+        for dtype in [DType.f32, .f16, .bf16, .q5_1, .q5_K, .q6_K] {
             let weight = Tensor(dtype: dtype, shape: [32, 256]) { _, _ in }
-            let prepared = MatMul.prepare(weight)
+            let prepared = MatMul.prepare(weight, isa: .avx512)
             #expect(prepared === weight && prepared.layout == .rowMajor, "\(dtype)")
         }
-        let packed = MatMul.prepare(Tensor(dtype: .q4_0, shape: [32, 64]) { _, _ in })
-        #expect(MatMul.prepare(packed) === packed)
+        let stored = Tensor(dtype: .q4_0, shape: [32, 64]) { _, _ in }
+        let packed = MatMul.prepare(stored, isa: .avx512)
+        #expect(MatMul.prepare(packed, isa: .avx512) === packed)
+        // Below AVX-512 there is no packed kernel: the stored layout is faster there.
+        #expect(MatMul.prepare(stored, isa: .avx2) === stored && MatMul.prepare(stored, isa: .portable) === stored)
     }
 
     @Test("the original pages of a file-mapped weight are released, and still read back from the file")
@@ -162,7 +176,7 @@ struct MatMulPackedTests {
         var checksum = 0
         for index in stride(from: 0, to: bytes.count, by: 64) { checksum &+= Int(mapped.load(fromByteOffset: index, as: UInt8.self)) }
         let weight = Tensor(dtype: dtype, shape: [out, inputs], data: mapped, byteCount: bytes.count, owner: nil)
-        let packed = MatMul.prepare(weight)
+        let packed = MatMul.prepare(weight, isa: .avx512)
         // The mapping still reads the file's bytes after its pages were dropped.
         #expect(Array(UnsafeRawBufferPointer(start: mapped, count: bytes.count)) == bytes)
         #expect(checksum > 0)

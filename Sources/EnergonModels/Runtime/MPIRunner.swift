@@ -113,6 +113,8 @@ final class MPIShard: @unchecked Sendable {
     let blockCount: Int
     /// Where the previous stage's activations are received (grow-only).
     private var incoming: [Float] = []
+    /// Seconds inside `DecoderRuntime.forward` (compute and tensor-group waits).
+    private(set) var computeSeconds = 0.0
 
     init(model: any DecoderModel, parallel: ParallelContext, context: ComputeContext, blockSize: Int, blockCount: Int,
          kvCacheType: DType) {
@@ -142,13 +144,17 @@ final class MPIShard: @unchecked Sendable {
                 throw CommunicationError.invalidArgument(
                     "rank \(source) sent \(bytes) bytes of activations; \(count * 4) expected for \(batch.totalTokens) tokens")
             }
+            let start = MPIRunner.now()
             logits = try incoming.withUnsafeBufferPointer { previous in
                 try DecoderRuntime.forward(model, batch: batch, cache: cache, buffers: buffers, context: context,
                                            parallel: parallel, incoming: previous.baseAddress)
             }
+            computeSeconds += MPIRunner.now() - start
         } else {
+            let start = MPIRunner.now()
             logits = try DecoderRuntime.forward(model, batch: batch, cache: cache, buffers: buffers, context: context,
                                                 parallel: parallel)
+            computeSeconds += MPIRunner.now() - start
         }
         if !parallel.isLastStage {
             let hidden = buffers.buffer(.hidden, count: count)
@@ -174,6 +180,10 @@ public final class MPIRunner: ModelRunner, @unchecked Sendable {
     private var encoded: [Int32] = []
     /// Set once a forward pass has thrown: the job can only be aborted.
     public private(set) var failed = false
+    /// Forward passes run so far.
+    public private(set) var forwardCount = 0
+    /// Seconds spent in `forward` so far.
+    public private(set) var forwardSeconds = 0.0
     private var finished = false
 
     /// Builds the controller's shard (stage 0, tensor rank 0). Every worker rank must build its
@@ -190,12 +200,32 @@ public final class MPIRunner: ModelRunner, @unchecked Sendable {
 
     public func forward(_ batch: ForwardBatch) throws -> UnsafeMutablePointer<Float>? {
         guard !failed else { throw CommunicationError.peerFailed(rank: 0, reason: "an earlier forward pass failed") }
+        let start = MPIRunner.now()
+        defer {
+            forwardCount += 1
+            forwardSeconds += MPIRunner.now() - start
+        }
         do {
             return try runForward(batch)
         } catch {
             failed = true
             throw error
         }
+    }
+
+    /// Where rank 0's forward time went: the tensor-group waits (all-reduces and all-gathers:
+    /// transfers plus waiting for slower tp peers), the world-group waits (sending the batch,
+    /// and waiting for the logits: the later stages' compute and the transfers), and the rest
+    /// (its own compute).
+    public var timeSplit: (forward: Double, tensorWaits: Double, pipelineWaits: Double, compute: Double) {
+        let tensor = job.tensorGroup.waitingSeconds, pipeline = job.worldGroup.waitingSeconds
+        return (forwardSeconds, tensor, pipeline, forwardSeconds - tensor - pipeline)
+    }
+
+    static func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
     }
 
     private func runForward(_ batch: ForwardBatch) throws -> UnsafeMutablePointer<Float>? {
@@ -265,6 +295,19 @@ public final class MPIStageWorker: @unchecked Sendable {
         killRank = getenv("ENERGON_MPI_KILL_RANK").flatMap { Int(String(cString: $0)) }
     }
 
+    /// Forward passes served so far.
+    public private(set) var forwardCount = 0
+    /// Seconds spent running them (from the batch description's arrival to sending the result).
+    public private(set) var forwardSeconds = 0.0
+
+    /// Where this rank's forward time went: its compute, its tensor-group waits, and the rest
+    /// (waiting for the previous stage's activations, handing results on).
+    public var timeSplit: (forward: Double, tensorWaits: Double, pipelineWaits: Double, compute: Double) {
+        let tensor = job.tensorGroup.waitingSeconds
+        let compute = shard.computeSeconds - tensor
+        return (forwardSeconds, tensor, max(0, forwardSeconds - shard.computeSeconds), compute)
+    }
+
     /// Serves forward passes until the controller's shutdown. Waiting for the next command has
     /// no timeout (a chat may idle for hours; if rank 0 dies, `mpirun` ends the job); every wait
     /// inside a forward pass has one.
@@ -298,6 +341,11 @@ public final class MPIStageWorker: @unchecked Sendable {
                 try job.worldGroup.receive(into: $0, from: controller, tag: MPITag.batch)
             }
             let batch = try MPIBatchCodec.decode(payload[0..<(bytes / 4)])
+            let start = MPIRunner.now()
+            defer {
+                forwardCount += 1
+                forwardSeconds += MPIRunner.now() - start
+            }
             let logits = try shard.run(batch, job: job)
             if shard.parallel.isLastStage, job.tensorRank == 0, let logits, job.world.rank != controller {
                 let count = batch.logitRows.count * shard.model.configuration.vocabularySize
