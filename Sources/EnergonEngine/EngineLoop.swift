@@ -52,7 +52,6 @@ extension Engine {
                 order.append(lane)
             }
             let runningCount = lanes.reduce(0) { $0 + $1.running.count }
-            state.withLock { $0.running = runningCount }
             if order.isEmpty {
                 if runningCount > 0 {
                     resolveStall(lanes)
@@ -95,22 +94,30 @@ extension Engine {
     }
 
     /// Moves waiting requests (FIFO) into the least loaded lanes while there is room, giving
-    /// each the cached blocks of its longest cached prompt prefix.
+    /// each the cached blocks of its longest cached prompt prefix. A request is admitted only
+    /// when the free blocks cover the rest of its prompt plus one block of growth per running
+    /// sequence (unless nothing runs), so admissions do not starve running sequences into
+    /// preemption, and a preempted sequence does not come straight back to be preempted again.
     private func admit(_ lanes: [Lane]) {
         var runningCount = lanes.reduce(0) { $0 + $1.running.count }
-        guard runningCount < configuration.maxRunningSequences else { return }
-        let admitted = state.withLock { state -> [ServedSequence] in
-            let count = min(state.waiting.count, configuration.maxRunningSequences - runningCount)
-            defer { state.waiting.removeFirst(count) }
-            return Array(state.waiting.prefix(count))
-        }
         var cachedTokens = 0
-        for sequence in admitted {
+        let blocks = runner.blocks
+        while runningCount < configuration.maxRunningSequences {
+            guard let sequence = state.withLock({ $0.waiting.first }) else { break }
+            var taken: [Int32] = [], positions = 0
             if sequence.table.isEmpty {
-                let (table, positions) = runner.blocks.takeCachedPrefix(of: sequence.tokens, limit: sequence.tokens.count - 1)
-                sequence.table = table
+                (taken, positions) = blocks.takeCachedPrefix(of: sequence.tokens, limit: sequence.tokens.count - 1)
+            }
+            let needed = blocks.blocksNeeded(positions: sequence.tokens.count + 1) - max(taken.count, sequence.table.count)
+            if runningCount > 0 && blocks.freeBlockCount < needed + runningCount {
+                blocks.free(taken)
+                break  // FIFO: later requests wait behind this one
+            }
+            state.withLock { _ = $0.waiting.removeFirst() }
+            if !taken.isEmpty {
+                sequence.table = taken
                 sequence.processed = positions
-                sequence.registeredBlocks = table.count
+                sequence.registeredBlocks = taken.count
                 cachedTokens += positions
             }
             // invariant: laneCount ≥ 1
@@ -118,6 +125,8 @@ extension Engine {
             sequence.lane = lane.slot
             lane.running.append(sequence)
             runningCount += 1
+            sequence.isRunning = true
+            state.withLock { $0.running += 1 }
         }
         if cachedTokens > 0 { state.withLock { $0.statistics.prefixCachedTokens += cachedTokens } }
     }
@@ -270,6 +279,7 @@ extension Engine {
     }
 
     private func preempt(_ sequence: ServedSequence) {
+        leaveRunning(sequence)
         runner.blocks.free(sequence.table)
         sequence.table.removeAll()
         sequence.registeredBlocks = 0
@@ -281,14 +291,23 @@ extension Engine {
     }
 
     private func finish(_ sequence: ServedSequence, reason: FinishReason) {
+        leaveRunning(sequence)
         runner.blocks.free(sequence.table)
         sequence.table.removeAll()
         sequence.close(reason)
     }
 
     private func finish(_ sequence: ServedSequence, error: any Error) {
+        leaveRunning(sequence)
         runner.blocks.free(sequence.table)
         sequence.table.removeAll()
         sequence.continuation.finish(throwing: error)
+    }
+
+    /// Keeps `load.running` exact: updated before a stream ends.
+    private func leaveRunning(_ sequence: ServedSequence) {
+        guard sequence.isRunning else { return }
+        sequence.isRunning = false
+        state.withLock { $0.running -= 1 }
     }
 }

@@ -15,6 +15,8 @@ final class ServedSequence: @unchecked Sendable {
     var lane = 0
     /// Whether a batch holding this sequence is in flight (its blocks must not be freed yet).
     var inFlight = false
+    /// Admitted to a lane (counted in `Engine.load.running`).
+    var isRunning = false
     /// Cancelled while in flight: ends once its batch comes back.
     var cancelRequested = false
     var sampler: Sampler

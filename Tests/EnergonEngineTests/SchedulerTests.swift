@@ -137,7 +137,7 @@ final class FakeRunner: PipelinedModelRunner, @unchecked Sendable {
         var random = SplitMix64(seed: seed)
         let prefix = (0..<sharedPrefix).map { _ in Int32(random.next() % UInt64(vocabulary)) }
         return (0..<count).map { _ in
-            prefix + (0..<(1 + Int(random.next() % 40))).map { _ in Int32(random.next() % UInt64(vocabulary)) }
+            prefix + (0..<(1 + Int(random.next() % 20))).map { _ in Int32(random.next() % UInt64(vocabulary)) }
         }
     }
 

@@ -41,11 +41,6 @@ public final class BlockManager: @unchecked Sendable {
     private var newest: Int32 = -1
     private var evictableCount = 0
 
-    /// Prompt tokens served from the prefix cache since creation.
-    public private(set) var prefixHitTokens = 0
-    /// Prompt tokens looked up in the prefix cache since creation.
-    public private(set) var prefixQueriedTokens = 0
-
     /// Creates a manager of `blockCount` blocks of `blockSize` positions.
     public init(blockSize: Int, blockCount: Int, prefixCaching: Bool = true) {
         self.blockSize = max(1, blockSize)
@@ -101,7 +96,6 @@ public final class BlockManager: @unchecked Sendable {
     /// - Returns: the blocks (a block-table prefix) and the positions they hold.
     public func takeCachedPrefix(of tokens: [Int32], limit: Int) -> (table: [Int32], positions: Int) {
         let fullBlocks = max(0, min(limit, tokens.count)) / blockSize
-        prefixQueriedTokens += fullBlocks * blockSize
         guard prefixCachingEnabled, fullBlocks > 0 else { return ([], 0) }
         var table: [Int32] = []
         var parent: Int32 = -1
@@ -116,7 +110,6 @@ public final class BlockManager: @unchecked Sendable {
             parent = block
             parentGeneration = generations[Int(block)]
         }
-        prefixHitTokens += table.count * blockSize
         return (table, table.count * blockSize)
     }
 
