@@ -3,7 +3,10 @@
 #   1. all-reduce latency: MPIProcessGroup vs a plain MPI_Allreduce loop (2 processes) vs
 #      LocalProcessGroup (2 thread ranks), for 576 and 576 × 64 floats;
 #   2. `energon bench` on SmolLM2: pp 2 over MPI (2 processes × 1 thread) vs pp 2 in process
-#      (2 thread ranks × 1 thread) vs 1 rank × 2 threads, and tp 3 over MPI vs in process.
+#      (2 thread ranks × 1 thread) vs 1 rank × 2 threads, and tp 3 over MPI vs in process;
+#   3. the same on a synthetic Llama-shape model where compute dominates (hidden 2048, 8 layers,
+#      16 heads / 4 KV heads, MLP 5632, Q8_0, ~600 MB; written by scripts/make_synthetic_llama.py
+#      from SmolLM2's tokenizer on first use): tp 2 and pp 2 over MPI vs in process vs 1 rank × 2 threads.
 #
 #   scripts/bench-mpi.sh [MODEL]
 # Environment: ENERGON (binary, default .build/release/energon, built with `--traits MPI`),
@@ -18,7 +21,8 @@ prompt=${PROMPT_TOKENS:-128}
 gen=${GEN_TOKENS:-64}
 reps=${REPETITIONS:-3}
 iterations=${ITERATIONS:-5000}
-mpirun=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
+export ENERGON_MPI_STATS=1  # rank 0 of MPI runs prints where its forward time went
+mpirun=(mpirun --allow-run-as-root --oversubscribe -x ENERGON_MPI_STATS)
 
 if [ ! -x "$energon" ]; then
   echo "no $energon: swift build -c release --traits MPI --product energon" >&2; exit 1
@@ -38,19 +42,37 @@ done
 echo
 echo "## energon bench $(basename "$model"), pp$prompt / tg$gen, $reps repetitions"
 bench=(bench --model "$model" --prompt-tokens "$prompt" --gen-tokens "$gen" --repetitions "$reps" --json)
-row() { # label, command...
+row() { # label, command... (MPI rows also print rank 0's time split, from ENERGON_MPI_STATS)
   local label=$1; shift
-  local json
-  json=$("$@" 2>/dev/null | tail -1)
-  python3 -c "import json,sys; o=json.loads(sys.argv[2]); print('| %s | %.1f ± %.1f | %.1f ± %.1f |' % (sys.argv[1], o['prompt_tokens_per_second'], o['prompt_tokens_per_second_stddev'], o['generation_tokens_per_second'], o['generation_tokens_per_second_stddev']))" "$label" "$json"
+  local out err
+  out=$(mktemp); err=$(mktemp)
+  "$@" >"$out" 2>"$err" || { echo "| $label | failed: $(tail -1 "$err") | |"; rm -f "$out" "$err"; return; }
+  local split
+  split=$(grep -o 'forward passes, .*' "$err" | sed 's/^forward passes, //' || true)
+  python3 -c "import json,sys; o=json.loads(sys.argv[2]); print('| %s | %.1f ± %.1f | %.1f ± %.1f | %s |' % (sys.argv[1], o['prompt_tokens_per_second'], o['prompt_tokens_per_second_stddev'], o['generation_tokens_per_second'], o['generation_tokens_per_second_stddev'], sys.argv[3]))" "$label" "$(tail -1 "$out")" "$split"
+  rm -f "$out" "$err"
 }
-echo "| layout | pp tokens/s | tg tokens/s |"
-echo "|---|--:|--:|"
+echo "| layout | pp tokens/s | tg tokens/s | rank 0 per forward pass (all passes) |"
+echo "|---|--:|--:|---|"
 row "1 rank × 2 threads" "$energon" "${bench[@]}" --threads 2
 row "1 rank × 1 thread" "$energon" "${bench[@]}" --threads 1
 row "pp 2 in process (2 thread ranks × 1 thread)" "$energon" "${bench[@]}" --threads 1 --pp 2
 row "pp 2 over MPI (2 processes × 1 thread)" "${mpirun[@]}" -np 2 "$energon" "${bench[@]}" --threads 1 --pp 2
 row "tp 3 in process (3 thread ranks × 1 thread)" "$energon" "${bench[@]}" --threads 1 --tp 3
 row "tp 3 over MPI (3 processes × 1 thread)" "${mpirun[@]}" -np 3 "$energon" "${bench[@]}" --threads 1 --tp 3
+echo
+synthetic=${SYNTHETIC:-models/synthetic-llama-2048x8.Q8_0.gguf}
+if [ ! -f "$synthetic" ]; then
+  python3 scripts/make_synthetic_llama.py "$model" "$synthetic"
+fi
+echo "## energon bench $(basename "$synthetic"), pp$prompt / tg$gen, $reps repetitions"
+bench=(bench --model "$synthetic" --prompt-tokens "$prompt" --gen-tokens "$gen" --repetitions "$reps" --json)
+echo "| layout | pp tokens/s | tg tokens/s | rank 0 per forward pass (all passes) |"
+echo "|---|--:|--:|---|"
+row "1 rank × 2 threads" "$energon" "${bench[@]}" --threads 2
+row "tp 2 in process (2 thread ranks × 1 thread)" "$energon" "${bench[@]}" --threads 1 --tp 2
+row "tp 2 over MPI (2 processes × 1 thread)" "${mpirun[@]}" -np 2 "$energon" "${bench[@]}" --threads 1 --tp 2
+row "pp 2 in process (2 thread ranks × 1 thread)" "$energon" "${bench[@]}" --threads 1 --pp 2
+row "pp 2 over MPI (2 processes × 1 thread)" "${mpirun[@]}" -np 2 "$energon" "${bench[@]}" --threads 1 --pp 2
 echo
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -138,6 +138,28 @@ MM_AVX512 static void mm_pack_panel_packed(const energon_matmul_job *job, size_t
     size_t blocks = job->in / 32;
     const uint8_t *group = job->weight + (row / MM_PANEL_ROWS) * mm_packed_group_bytes(base, job->in);
     const __m512i flip = _mm512_set1_epi8((char)0x80);
+    if (base == MM_Q4_K) {
+        // Block first + k is sub-block s of super-block g: the low (even s) or high (odd s)
+        // nibbles of chunk s / 2, scale d * scale_s, offset -dmin * min_s.
+        const __m512i mask = _mm512_set1_epi8(0x0F);
+        for (size_t k = 0; k < count; k++) {
+            size_t b = first + k, s = b % 8;
+            const uint8_t *super = group + (b / 8) * MM_PACKED_K4_BYTES;
+            uint32_t *block = panel + k * MM_PANEL_BLOCK_WORDS;
+            for (int j = 0; j < 8; j++) {
+                __m512i w = _mm512_loadu_si512((const void *)(super + 512 * (s / 2) + 64 * j));
+                _mm512_store_si512((void *)(block + 16 * j), _mm512_and_si512(s % 2 ? _mm512_srli_epi16(w, 4) : w, mask));
+            }
+            float *floats = (float *)(block + 128);
+            __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(super + 2048)));
+            __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(super + 2080)));
+            __m512 scale = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(super + 2112 + 16 * s))));
+            __m512 min = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(super + 2240 + 16 * s))));
+            _mm512_store_ps(floats, _mm512_mul_ps(d, scale));
+            _mm512_store_ps(floats + 32, _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(dmin, min)));
+        }
+        return;
+    }
     for (size_t k = 0; k < count; k++) {
         const uint8_t *quants, *d16, *m16;
         mm_packed_block(base, group, blocks, first + k, &quants, &d16, &m16);

@@ -11,19 +11,55 @@
 #endif
 
 int energon_matmul_packable(uint32_t dtype) {
-    return dtype == MM_Q4_0 || dtype == MM_Q4_1 || dtype == MM_Q5_0 || dtype == MM_Q8_0;
+    return dtype == MM_Q4_0 || dtype == MM_Q4_1 || dtype == MM_Q5_0 || dtype == MM_Q8_0 || dtype == MM_Q4_K;
 }
 
 size_t energon_matmul_packed_bytes(uint32_t dtype, size_t rows, size_t in) {
-    if (!energon_matmul_packable(dtype) || in % 32 != 0) return 0;
+    if (!energon_matmul_packable(dtype) || in % mm_group_size(dtype) != 0) return 0;
     size_t groups = rows / ENERGON_MATMUL_PACK_ROWS, tail = rows % ENERGON_MATMUL_PACK_ROWS;
-    return groups * mm_packed_group_bytes(dtype, in) + tail * (in / 32) * mm_group_bytes(dtype);
+    return groups * mm_packed_group_bytes(dtype, in) + tail * (in / mm_group_size(dtype)) * mm_group_bytes(dtype);
+}
+
+/// Row `r` of Q4_K super-block `g` of a packed group, to or from a stored 144-byte block.
+static void mm_packed_copy_k4(uint8_t *group, size_t g, size_t r, uint8_t *block, int to_packed) {
+    uint8_t *super = group + g * MM_PACKED_K4_BYTES;
+    uint8_t *d = super + 2048, *dmin = super + 2080, *scale = super + 2112, *min = super + 2240;
+    uint8_t *packed_scales = block + 4, *qs = block + 16;
+    if (to_packed) {
+        memcpy(d + 2 * r, block, 2);
+        memcpy(dmin + 2 * r, block + 2, 2);
+        uint64_t scales, mins;
+        mm_k4_unpack(packed_scales, &scales, &mins);
+        for (int s = 0; s < 8; s++) {
+            scale[16 * s + r] = (uint8_t)(scales >> (8 * s));
+            min[16 * s + r] = (uint8_t)(mins >> (8 * s));
+        }
+        for (int c = 0; c < 4; c++)
+            for (int j = 0; j < 8; j++) memcpy(super + 512 * c + 64 * j + 4 * r, qs + 32 * c + 4 * j, 4);
+    } else {
+        memcpy(block, d + 2 * r, 2);
+        memcpy(block + 2, dmin + 2 * r, 2);
+        // The inverse of mm_k4_unpack: every bit of the 12 bytes is a scale or min bit.
+        for (int j = 0; j < 4; j++) {
+            uint8_t sc_low = scale[16 * j + r], m_low = min[16 * j + r];
+            uint8_t sc_high = scale[16 * (j + 4) + r], m_high = min[16 * (j + 4) + r];
+            packed_scales[j] = (uint8_t)((sc_low & 63) | ((sc_high >> 4) << 6));
+            packed_scales[j + 4] = (uint8_t)((m_low & 63) | ((m_high >> 4) << 6));
+            packed_scales[j + 8] = (uint8_t)((sc_high & 0xF) | ((m_high & 0xF) << 4));
+        }
+        for (int c = 0; c < 4; c++)
+            for (int j = 0; j < 8; j++) memcpy(qs + 32 * c + 4 * j, super + 512 * c + 64 * j + 4 * r, 4);
+    }
 }
 
 /// The bytes of row `r` (0..15) of block `b` in a packed group: its d (and m) fields and its 16
 /// (nibble formats) or 32 (Q8_0) quant bytes, copied to or from a base-format block at `block` (`to_packed` chooses the direction).
 static void mm_packed_copy_block(uint32_t base, uint8_t *group, size_t blocks, size_t b, size_t r, uint8_t *block,
                                  int to_packed) {
+    if (base == MM_Q4_K) {
+        mm_packed_copy_k4(group, b, r, block, to_packed);
+        return;
+    }
     const uint8_t *quants_c, *d_c, *m_c;
     mm_packed_block(base, group, blocks, b, &quants_c, &d_c, &m_c);
     uint8_t *quants = (uint8_t *)quants_c, *d = (uint8_t *)d_c, *m = (uint8_t *)m_c;
@@ -59,8 +95,8 @@ static void mm_packed_copy_block(uint32_t base, uint8_t *group, size_t blocks, s
 }
 
 void energon_matmul_pack(uint32_t dtype, const uint8_t *weight, size_t rows, size_t in, uint8_t *destination) {
-    if (!energon_matmul_packable(dtype) || in % 32 != 0) return;
-    size_t blocks = in / 32, block_bytes = mm_group_bytes(dtype), row_bytes = blocks * block_bytes;
+    if (!energon_matmul_packable(dtype) || in % mm_group_size(dtype) != 0) return;
+    size_t blocks = in / mm_group_size(dtype), block_bytes = mm_group_bytes(dtype), row_bytes = blocks * block_bytes;
     size_t group_bytes = mm_packed_group_bytes(dtype, in), groups = rows / ENERGON_MATMUL_PACK_ROWS;
     for (size_t g = 0; g < groups; g++) {
         uint8_t *group = destination + g * group_bytes;
@@ -77,8 +113,8 @@ void energon_matmul_pack(uint32_t dtype, const uint8_t *weight, size_t rows, siz
 
 void energon_matmul_unpack_rows(uint32_t dtype, const uint8_t *packed, size_t rows, size_t in, size_t first,
                                 size_t count, uint8_t *destination) {
-    if (!energon_matmul_packable(dtype) || in % 32 != 0) return;
-    size_t blocks = in / 32, block_bytes = mm_group_bytes(dtype), row_bytes = blocks * block_bytes;
+    if (!energon_matmul_packable(dtype) || in % mm_group_size(dtype) != 0) return;
+    size_t blocks = in / mm_group_size(dtype), block_bytes = mm_group_bytes(dtype), row_bytes = blocks * block_bytes;
     size_t group_bytes = mm_packed_group_bytes(dtype, in), groups = rows / ENERGON_MATMUL_PACK_ROWS;
     size_t full = groups * ENERGON_MATMUL_PACK_ROWS;
     for (size_t o = first; o < first + count && o < rows; o++) {

@@ -1,4 +1,4 @@
-// AVX-512 VNNI matvec over packed Q4_0 / Q4_1 / Q5_0 / Q8_0 weights (layout in matmul_internal.h).
+// AVX-512 VNNI matvec over packed Q4_0 / Q4_1 / Q5_0 / Q8_0 / Q4_K weights (layout in matmul_internal.h).
 //
 // Why a packed layout: in the row-major format a 32-weight block is 16 bytes of nibbles plus an
 // f16 scale, so a row-by-row kernel spends most of its instructions on per-block scalar work
@@ -92,6 +92,59 @@ mm512_packed_group(uint32_t base, const uint8_t *group, size_t blocks, const mm_
     }
 }
 
+/// The 16 rows of one packed Q4_K group against `T` activation rows: result[16 t + r]. Per
+/// sub-block s the integer dot products are scaled by scale_s * d_x (per row, per token); per
+/// super-block the sums meet d and the min terms min_s * (d_x * sum q) meet dmin.
+MM_AVX512 static inline __attribute__((always_inline)) void
+mm512_packed_k4_group(const uint8_t *group, size_t supers, const mm_a32_row *x, int T, float *result) {
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    __m512 acc[4], corr[4];
+    for (int t = 0; t < T; t++) acc[t] = corr[t] = _mm512_setzero_ps();
+    for (size_t g = 0; g < supers; g++) {
+        const uint8_t *super = group + g * MM_PACKED_K4_BYTES;
+        for (size_t line = 0; line < MM_PACKED_K4_BYTES; line += 64)
+            _mm_prefetch((const char *)(super + MM_PACKED_PREFETCH + line), _MM_HINT_T0);
+        __m512 scaled[4][2], mins[4];
+        for (int t = 0; t < T; t++) scaled[t][0] = scaled[t][1] = mins[t] = _mm512_setzero_ps();
+        for (int c = 0; c < 4; c++) {
+            __m512i low[8], high[8];
+            for (int j = 0; j < 8; j++) {
+                __m512i w = _mm512_loadu_si512((const void *)(super + 512 * c + 64 * j));
+                low[j] = _mm512_and_si512(w, mask);
+                high[j] = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
+            }
+            for (int half = 0; half < 2; half++) {
+                int s = 2 * c + half;
+                __m512i *u = half ? high : low;
+                __m512 scale = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(super + 2112 + 16 * s))));
+                __m512 min = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(super + 2240 + 16 * s))));
+                size_t block = 8 * g + (size_t)s;
+                for (int t = 0; t < T; t++) {
+                    const int32_t *q = (const int32_t *)(x[t].q + 32 * block);
+                    __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[0], _mm512_set1_epi32(q[0]));
+                    __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[1], _mm512_set1_epi32(q[1]));
+                    s0 = _mm512_dpbusd_epi32(s0, u[2], _mm512_set1_epi32(q[2]));
+                    s1 = _mm512_dpbusd_epi32(s1, u[3], _mm512_set1_epi32(q[3]));
+                    s0 = _mm512_dpbusd_epi32(s0, u[4], _mm512_set1_epi32(q[4]));
+                    s1 = _mm512_dpbusd_epi32(s1, u[5], _mm512_set1_epi32(q[5]));
+                    s0 = _mm512_dpbusd_epi32(s0, u[6], _mm512_set1_epi32(q[6]));
+                    s1 = _mm512_dpbusd_epi32(s1, u[7], _mm512_set1_epi32(q[7]));
+                    __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+                    scaled[t][half] = _mm512_fmadd_ps(sum, _mm512_mul_ps(scale, _mm512_set1_ps(x[t].d[block])), scaled[t][half]);
+                    mins[t] = _mm512_fmadd_ps(min, _mm512_set1_ps(x[t].s32[block]), mins[t]);
+                }
+            }
+        }
+        __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(super + 2048)));
+        __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(super + 2080)));
+        for (int t = 0; t < T; t++) {
+            acc[t] = _mm512_fmadd_ps(d, _mm512_add_ps(scaled[t][0], scaled[t][1]), acc[t]);
+            corr[t] = _mm512_fmadd_ps(dmin, mins[t], corr[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) _mm512_storeu_ps(result + 16 * t, _mm512_sub_ps(acc[t], corr[t]));
+}
+
 MM_AVX512 void mm_packed_rows_avx512(const energon_matmul_job *job, size_t row_begin, size_t row_end) {
     uint32_t base = mm_packed_base(job->dtype);
     size_t in = job->in, blocks = in / 32, group_bytes = mm_packed_group_bytes(base, in);
@@ -104,7 +157,7 @@ MM_AVX512 void mm_packed_rows_avx512(const energon_matmul_job *job, size_t row_b
             float result[4 * ENERGON_MATMUL_PACK_ROWS];
             const uint8_t *group = job->weight + g * group_bytes;
             // Constant (format, token count) pairs so the loops above unroll and stay in registers.
-            switch ((base == MM_Q4_1 ? 4 : base == MM_Q8_0 ? 8 : base == MM_Q5_0 ? 12 : 0) + count - 1) {
+            switch ((base == MM_Q4_1 ? 4 : base == MM_Q8_0 ? 8 : base == MM_Q5_0 ? 12 : base == MM_Q4_K ? 16 : 0) + count - 1) {
             case 0: mm512_packed_group(MM_Q4_0, group, blocks, x, 1, result); break;
             case 1: mm512_packed_group(MM_Q4_0, group, blocks, x, 2, result); break;
             case 2: mm512_packed_group(MM_Q4_0, group, blocks, x, 3, result); break;
@@ -120,7 +173,11 @@ MM_AVX512 void mm_packed_rows_avx512(const energon_matmul_job *job, size_t row_b
             case 12: mm512_packed_group(MM_Q5_0, group, blocks, x, 1, result); break;
             case 13: mm512_packed_group(MM_Q5_0, group, blocks, x, 2, result); break;
             case 14: mm512_packed_group(MM_Q5_0, group, blocks, x, 3, result); break;
-            default: mm512_packed_group(MM_Q5_0, group, blocks, x, 4, result); break;
+            case 15: mm512_packed_group(MM_Q5_0, group, blocks, x, 4, result); break;
+            case 16: mm512_packed_k4_group(group, in / 256, x, 1, result); break;
+            case 17: mm512_packed_k4_group(group, in / 256, x, 2, result); break;
+            case 18: mm512_packed_k4_group(group, in / 256, x, 3, result); break;
+            default: mm512_packed_k4_group(group, in / 256, x, 4, result); break;
             }
             size_t first = g * ENERGON_MATMUL_PACK_ROWS;
             size_t low = row_begin > first ? row_begin : first;

@@ -119,6 +119,9 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
     public let timeout: Double
     /// The world rank of each rank of this group (what errors name).
     public let worldRanks: [Int]
+    /// Seconds this rank has spent inside this group's waits (collectives and receives): the
+    /// transfers themselves plus waiting for slower peers.
+    public private(set) var waitingSeconds = 0.0
     let communicator: MPI_Comm
     /// Receive staging: `size` slots of the largest collective so far.
     private var staging: UnsafeMutableRawPointer?
@@ -183,9 +186,10 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         // The halves arrive in slots of count * 2 bytes; widen each after the exchange into the
         // float area that follows them, then sum in rank order and round once.
         let halfBytes = count * 2
+        let floatOffset = (size * halfBytes + 63) / 64 * 64  // the float area starts aligned
         let slots = try exchange(UnsafeRawPointer(buffer), bytes: halfBytes, tag: .allReduceHalf,
-                                 operation: "all-reduce (f16)", extraBytes: (size + 1) * count * 4)
-        let floats = (slots + size * halfBytes).assumingMemoryBound(to: Float.self)
+                                 operation: "all-reduce (f16)", extraBytes: floatOffset - size * halfBytes + (size + 1) * count * 4)
+        let floats = (slots + floatOffset).assumingMemoryBound(to: Float.self)
         for other in 0..<size {
             let source = other == rank ? UnsafeRawPointer(buffer) : UnsafeRawPointer(slots + other * halfBytes)
             Quantization.floatsFromHalf(source, destination: floats + other * count, count: count)
@@ -284,6 +288,8 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
     public func receive(into buffer: UnsafeMutableRawBufferPointer, from peer: Int, tag: Int, timeout: Double?) throws -> Int {
         try validatePeer(peer, tag: tag, operation: "receive")
         try progressSends(operation: "receive (tag \(tag))")
+        let start = Poller.now()
+        defer { waitingSeconds += Poller.now() - start }
         let limit = timeout ?? self.timeout
         // Probe first so a message longer than the buffer is reported, not truncated.
         var message = MPI_Message(bitPattern: 0)
@@ -341,9 +347,16 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         func contribution(_ other: Int) -> UnsafeMutablePointer<Float> {
             other == rank ? buffer : slot(other).assumingMemoryBound(to: Float.self)
         }
-        let sum = rank == 0 ? buffer : contribution(0)
+        if rank <= 1 {
+            // Ranks 0 and 1 sum straight into their buffer: c0 + c1 with the operands in the
+            // order every rank uses, then the others in rank order.
+            Ops.add(contribution(0), contribution(1), output: buffer, count: count)
+            for other in 2..<max(2, size) { Ops.add(buffer, contribution(other), output: buffer, count: count) }
+            return
+        }
+        let sum = contribution(0)  // this rank's own buffer is needed unchanged until its turn
         for other in 1..<size { Ops.add(sum, contribution(other), output: sum, count: count) }
-        if sum != buffer { buffer.update(from: sum, count: count) }
+        buffer.update(from: sum, count: count)
     }
 
     private func beginRequests() {
@@ -368,6 +381,8 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
     /// Polls the posted requests until all complete or the deadline passes; on timeout names
     /// the first peer still pending.
     private func waitForRequests(operation: String, timeout: Double) throws {
+        let start = Poller.now()
+        defer { waitingSeconds += Poller.now() - start }
         var poller = Poller(timeout: timeout)
         var pending = requests.count
         while pending > 0 {

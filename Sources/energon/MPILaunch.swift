@@ -79,7 +79,10 @@ extension ModelOptions {
                                        threadsPerRank: threads, isa: isa, blockSize: blockSize, blockCount: blockCount,
                                        kvCacheType: kvCacheType ?? .f16)
             MPIExit.runner = runner
-            atexit { MPIExit.runner?.finish() }  // when the command ends, shut the workers down
+            atexit {  // when the command ends, shut the workers down
+                if let runner = MPIExit.runner, getenv("ENERGON_MPI_STATS") != nil { MPIExit.printTimeSplit(runner) }
+                MPIExit.runner?.finish()
+            }
             return AbortingRunner(runner)
         }
         do {
@@ -119,5 +122,17 @@ final class AbortingRunner: ModelRunner, @unchecked Sendable {
 /// The controller's runner, for the exit handler (C's `atexit` takes no context).
 enum MPIExit {
     nonisolated(unsafe) static var runner: MPIRunner?
+
+    /// With `ENERGON_MPI_STATS` set, rank 0 prints where its forward time went (stderr).
+    static func printTimeSplit(_ runner: MPIRunner) {
+        let split = runner.timeSplit, count = max(1, runner.forwardCount)
+        func share(_ seconds: Double) -> String {
+            String(format: "%.3f ms/pass (%.0f%%)", seconds / Double(count) * 1e3, seconds / max(split.forward, 1e-9) * 100)
+        }
+        printError("mpi rank 0: \(runner.forwardCount) forward passes, "
+                   + String(format: "%.3f ms/pass", split.forward / Double(count) * 1e3)
+                   + ": compute \(share(split.compute)), tensor-group waits \(share(split.tensorWaits)), "
+                   + "pipeline waits \(share(split.pipelineWaits))")
+    }
 }
 #endif

@@ -20,10 +20,10 @@ private struct PackedTestGenerator: RandomNumberGenerator {
     }
 }
 
-/// Random blocks of `dtype` (Q4_0 / Q4_1 / Q5_0 / Q8_0) with sane f16 scales (and mins), `[out, inputs]`.
+/// Random blocks of `dtype` (Q4_0 / Q4_1 / Q5_0 / Q8_0 / Q4_K) with sane f16 scales (and mins), `[out, inputs]`.
 private func randomBlocks(_ dtype: DType, out: Int, inputs: Int, generator: inout PackedTestGenerator) -> [UInt8] {
     var bytes = (0..<(out * (dtype.rowBytes(inputs) ?? 0))).map { _ in UInt8.random(in: 0...255, using: &generator) }
-    let halfFields = dtype == .q4_1 ? [0, 2] : [0]
+    let halfFields = dtype == .q4_1 || dtype == .q4_K ? [0, 2] : [0]
     for block in 0..<(bytes.count / dtype.blockBytes) {
         for field in halfFields {
             let sign: Float = field == 2 ? -1 : 1  // Q4_1 mins are usually negative
@@ -33,6 +33,13 @@ private func randomBlocks(_ dtype: DType, out: Int, inputs: Int, generator: inou
         }
     }
     return bytes
+}
+
+/// `inputs` for the 32-block formats; for K-quants the nearest whole number of 256-blocks
+/// (keeping an odd count odd: 96 -> 768).
+private func inputCount(_ inputs: Int, for dtype: DType) -> Int {
+    guard dtype.blockSize == 256 else { return inputs }
+    return inputs < 256 ? (inputs / 32 % 2 == 1 ? 768 : 256) : inputs / 256 * 256 + (inputs % 256 == 0 ? 0 : 256)
 }
 
 private func tensor(_ dtype: DType, out: Int, inputs: Int, bytes: [UInt8]) -> Tensor {
@@ -51,7 +58,7 @@ private func product(_ weight: Tensor, _ input: [Float], tokens: Int, context: C
     return output
 }
 
-private let packableFormats: [DType] = [.q4_0, .q4_1, .q5_0, .q8_0]
+private let packableFormats: [DType] = [.q4_0, .q4_1, .q5_0, .q8_0, .q4_K]
 
 @Suite("MatMulPackedTests")
 struct MatMulPackedTests {
@@ -66,7 +73,8 @@ struct MatMulPackedTests {
     @Test("packed weights match the Float64 reference at every ISA level and thread count", arguments: packableFormats)
     func packedMatchesReference(dtype: DType) {
         var generator = PackedTestGenerator(state: 0xBAC4_0000 + UInt64(dtype.rawValue))
-        for shape in Self.cases {
+        for original in Self.cases {
+            let shape = (out: original.out, inputs: inputCount(original.inputs, for: dtype), tokens: original.tokens)
             let stored = tensor(dtype, out: shape.out, inputs: shape.inputs,
                                 bytes: randomBlocks(dtype, out: shape.out, inputs: shape.inputs, generator: &generator))
             let packed = MatMul.prepare(stored)
@@ -101,7 +109,8 @@ struct MatMulPackedTests {
     @Test("unpacking a packed weight gives back the stored bytes", arguments: packableFormats)
     func packRoundTrip(dtype: DType) {
         var generator = PackedTestGenerator(state: 0x7E57 + UInt64(dtype.rawValue))
-        for (out, inputs) in [(1, 32), (16, 64), (33, 96), (50, 4096 + 32)] {
+        for (out, given) in [(1, 32), (16, 64), (33, 96), (50, 4096 + 32)] {
+            let inputs = inputCount(given, for: dtype)
             let bytes = randomBlocks(dtype, out: out, inputs: inputs, generator: &generator)
             let packed = MatMul.prepare(tensor(dtype, out: out, inputs: inputs, bytes: bytes))
             #expect(packed.byteCount == Int(energon_matmul_packed_bytes(dtype.rawValue, out, inputs)))
@@ -117,7 +126,7 @@ struct MatMulPackedTests {
     @Test("row lookups of a packed weight decode the same values as the stored rows", arguments: packableFormats)
     func packedRowLookups(dtype: DType) {
         var generator = PackedTestGenerator(state: 0x10C + UInt64(dtype.rawValue))
-        let (out, inputs) = (37, 96)
+        let (out, inputs) = (37, inputCount(96, for: dtype))
         let stored = tensor(dtype, out: out, inputs: inputs, bytes: randomBlocks(dtype, out: out, inputs: inputs, generator: &generator))
         let packed = MatMul.prepare(stored)
         #expect(packed.layout == .matMulPacked)
@@ -132,7 +141,7 @@ struct MatMulPackedTests {
 
     @Test("prepare leaves formats without a packed layout unchanged")
     func prepareKeepsOtherFormats() {
-        for dtype in [DType.f32, .f16, .bf16, .q5_1, .q4_K, .q6_K] {
+        for dtype in [DType.f32, .f16, .bf16, .q5_1, .q5_K, .q6_K] {
             let weight = Tensor(dtype: dtype, shape: [32, 256]) { _, _ in }
             let prepared = MatMul.prepare(weight)
             #expect(prepared === weight && prepared.layout == .rowMajor, "\(dtype)")

@@ -222,6 +222,9 @@ enum MPIProcess {
         process.arguments = arguments
         var variables = ProcessInfo.processInfo.environment
         for variable in variables.keys where variable.hasPrefix("OMPI_") || variable.hasPrefix("PMIX_") { variables[variable] = nil }
+        // Containers often forbid the cross-memory attach (ptrace) OpenMPI's shared-memory
+        // transport uses for large messages; copying through shared memory works everywhere.
+        variables["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
         variables.merge(environment) { $1 }
         process.environment = variables
         let output = Pipe(), error = Pipe()

@@ -71,7 +71,7 @@ void energon_matmul_rows(const energon_matmul_job *job, size_t row_begin, size_t
 /// Rows per interleaved group of the packed layout.
 #define ENERGON_MATMUL_PACK_ROWS 16
 
-/// Whether weights of `dtype` (a base ggml type id) have a packed layout (Q4_0, Q4_1, Q5_0, Q8_0).
+/// Whether weights of `dtype` (a base ggml type id) have a packed layout (Q4_0, Q4_1, Q5_0, Q8_0, Q4_K).
 int energon_matmul_packable(uint32_t dtype);
 
 /// Bytes of the packed form of a `[rows, in]` weight of `dtype` (0 if not packable or `in` is not

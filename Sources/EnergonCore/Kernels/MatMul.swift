@@ -37,7 +37,7 @@ public enum MatMul {
     }
 
     /// The form of a linear-layer weight `[out, in]` that this machine's kernels read fastest,
-    /// made once at load time: Q4_0, Q4_1, Q5_0 and Q8_0 weights come back in a packed layout (16 rows
+    /// made once at load time: Q4_0, Q4_1, Q5_0, Q8_0 and Q4_K weights come back in a packed layout (16 rows
     /// interleaved block by block, `Tensor.Layout.matMulPacked`; same dtype, shape and about the
     /// same bytes) that only `compute`/`computeMany` read; every other weight comes back as is.
     ///

@@ -174,6 +174,10 @@ public final class MPIRunner: ModelRunner, @unchecked Sendable {
     private var encoded: [Int32] = []
     /// Set once a forward pass has thrown: the job can only be aborted.
     public private(set) var failed = false
+    /// Forward passes run so far.
+    public private(set) var forwardCount = 0
+    /// Seconds spent in `forward` so far.
+    public private(set) var forwardSeconds = 0.0
     private var finished = false
 
     /// Builds the controller's shard (stage 0, tensor rank 0). Every worker rank must build its
@@ -190,12 +194,32 @@ public final class MPIRunner: ModelRunner, @unchecked Sendable {
 
     public func forward(_ batch: ForwardBatch) throws -> UnsafeMutablePointer<Float>? {
         guard !failed else { throw CommunicationError.peerFailed(rank: 0, reason: "an earlier forward pass failed") }
+        let start = MPIRunner.now()
+        defer {
+            forwardCount += 1
+            forwardSeconds += MPIRunner.now() - start
+        }
         do {
             return try runForward(batch)
         } catch {
             failed = true
             throw error
         }
+    }
+
+    /// Where rank 0's forward time went: the tensor-group waits (all-reduces and all-gathers:
+    /// transfers plus waiting for slower tp peers), the world-group waits (sending the batch,
+    /// and waiting for the logits: the later stages' compute and the transfers), and the rest
+    /// (its own compute).
+    public var timeSplit: (forward: Double, tensorWaits: Double, pipelineWaits: Double, compute: Double) {
+        let tensor = job.tensorGroup.waitingSeconds, pipeline = job.worldGroup.waitingSeconds
+        return (forwardSeconds, tensor, pipeline, forwardSeconds - tensor - pipeline)
+    }
+
+    static func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
     }
 
     private func runForward(_ batch: ForwardBatch) throws -> UnsafeMutablePointer<Float>? {
