@@ -129,6 +129,9 @@ public final class Engine: Sendable {
         public var preemptions = 0
         /// Seconds the controller spent sampling.
         public var samplingSeconds = 0.0
+
+        /// All zero.
+        public init() {}
     }
 
     let runner: any ModelRunner
