@@ -23,6 +23,9 @@ reps=${REPETITIONS:-3}
 iterations=${ITERATIONS:-5000}
 export ENERGON_MPI_STATS=1  # rank 0 of MPI runs prints where its forward time went
 mpirun=(mpirun --allow-run-as-root --oversubscribe -x ENERGON_MPI_STATS)
+# The model rows leave placement to the kernel (${MPI_BIND:-none}): ranks bound to a core cannot move
+# off a core other work holds, which halved their compute on a shared machine.
+mpirun_models=("${mpirun[@]}" --bind-to "${MPI_BIND:-none}")
 
 if [ ! -x "$energon" ]; then
   echo "no $energon: swift build -c release --traits MPI --product energon" >&2; exit 1
@@ -48,7 +51,7 @@ row() { # label, command... (MPI rows also print rank 0's time split, from ENERG
   out=$(mktemp); err=$(mktemp)
   "$@" >"$out" 2>"$err" || { echo "| $label | failed: $(tail -1 "$err") | |"; rm -f "$out" "$err"; return; }
   local split
-  split=$(grep -o 'forward passes, .*' "$err" | sed 's/^forward passes, //' || true)
+  split=$(grep -o 'mpi rank 0: .*' "$err" | sed 's/^mpi rank 0: [0-9]* forward passes, //' || true)
   python3 -c "import json,sys; o=json.loads(sys.argv[2]); print('| %s | %.1f ± %.1f | %.1f ± %.1f | %s |' % (sys.argv[1], o['prompt_tokens_per_second'], o['prompt_tokens_per_second_stddev'], o['generation_tokens_per_second'], o['generation_tokens_per_second_stddev'], sys.argv[3]))" "$label" "$(tail -1 "$out")" "$split"
   rm -f "$out" "$err"
 }
@@ -57,9 +60,9 @@ echo "|---|--:|--:|---|"
 row "1 rank × 2 threads" "$energon" "${bench[@]}" --threads 2
 row "1 rank × 1 thread" "$energon" "${bench[@]}" --threads 1
 row "pp 2 in process (2 thread ranks × 1 thread)" "$energon" "${bench[@]}" --threads 1 --pp 2
-row "pp 2 over MPI (2 processes × 1 thread)" "${mpirun[@]}" -np 2 "$energon" "${bench[@]}" --threads 1 --pp 2
+row "pp 2 over MPI (2 processes × 1 thread)" "${mpirun_models[@]}" -np 2 "$energon" "${bench[@]}" --threads 1 --pp 2
 row "tp 3 in process (3 thread ranks × 1 thread)" "$energon" "${bench[@]}" --threads 1 --tp 3
-row "tp 3 over MPI (3 processes × 1 thread)" "${mpirun[@]}" -np 3 "$energon" "${bench[@]}" --threads 1 --tp 3
+row "tp 3 over MPI (3 processes × 1 thread)" "${mpirun_models[@]}" -np 3 "$energon" "${bench[@]}" --threads 1 --tp 3
 echo
 synthetic=${SYNTHETIC:-models/synthetic-llama-2048x8.Q8_0.gguf}
 if [ ! -f "$synthetic" ]; then
@@ -71,8 +74,8 @@ echo "| layout | pp tokens/s | tg tokens/s | rank 0 per forward pass (all passes
 echo "|---|--:|--:|---|"
 row "1 rank × 2 threads" "$energon" "${bench[@]}" --threads 2
 row "tp 2 in process (2 thread ranks × 1 thread)" "$energon" "${bench[@]}" --threads 1 --tp 2
-row "tp 2 over MPI (2 processes × 1 thread)" "${mpirun[@]}" -np 2 "$energon" "${bench[@]}" --threads 1 --tp 2
+row "tp 2 over MPI (2 processes × 1 thread)" "${mpirun_models[@]}" -np 2 "$energon" "${bench[@]}" --threads 1 --tp 2
 row "pp 2 in process (2 thread ranks × 1 thread)" "$energon" "${bench[@]}" --threads 1 --pp 2
-row "pp 2 over MPI (2 processes × 1 thread)" "${mpirun[@]}" -np 2 "$energon" "${bench[@]}" --threads 1 --pp 2
+row "pp 2 over MPI (2 processes × 1 thread)" "${mpirun_models[@]}" -np 2 "$energon" "${bench[@]}" --threads 1 --pp 2
 echo
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

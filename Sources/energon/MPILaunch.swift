@@ -90,6 +90,13 @@ extension ModelOptions {
                                             threadsPerRank: threads, isa: isa, blockSize: blockSize,
                                             blockCount: blockCount, kvCacheType: kvCacheType ?? .f16)
             try worker.run()
+            if getenv("ENERGON_MPI_STATS") != nil {
+                let split = worker.timeSplit, count = Double(max(1, worker.forwardCount))
+                printError(String(format: "mpi rank %d: %d forward passes, %.3f ms/pass: compute %.3f, tensor-group waits %.3f, "
+                                  + "pipeline waits and transfers %.3f ms/pass", job.world.rank, worker.forwardCount,
+                                  split.forward / count * 1e3, split.compute / count * 1e3, split.tensorWaits / count * 1e3,
+                                  split.pipelineWaits / count * 1e3))
+            }
         } catch {
             printError("error: rank \(job.world.rank) (stage \(job.stage), tensor rank \(job.tensorRank)): \(error)")
             job.world.abort(code: 1)

@@ -70,6 +70,8 @@ struct MatMulPackedTests {
         (33, 576, 6), (47, 96, 33), (64, 4096 + 32, 7),
     ]
 
+    // Packing itself is plain C: the tests pack with `isa: .avx512` (what `prepare` does on an
+    // AVX-512 machine) and then compute at every level this machine has.
     @Test("packed weights match the Float64 reference at every ISA level and thread count", arguments: packableFormats)
     func packedMatchesReference(dtype: DType) {
         var generator = PackedTestGenerator(state: 0xBAC4_0000 + UInt64(dtype.rawValue))
@@ -77,7 +79,7 @@ struct MatMulPackedTests {
             let shape = (out: original.out, inputs: inputCount(original.inputs, for: dtype), tokens: original.tokens)
             let stored = tensor(dtype, out: shape.out, inputs: shape.inputs,
                                 bytes: randomBlocks(dtype, out: shape.out, inputs: shape.inputs, generator: &generator))
-            let packed = MatMul.prepare(stored)
+            let packed = MatMul.prepare(stored, isa: .avx512)
             #expect(packed.layout == .matMulPacked && packed.dtype == dtype && packed.shape == stored.shape)
             let input = (0..<(shape.tokens * shape.inputs)).map { _ in Float.random(in: -1...1, using: &generator) }
             let expected = ReferenceMatMul.compute(weight: stored, input: input, tokens: shape.tokens)
@@ -112,7 +114,7 @@ struct MatMulPackedTests {
         for (out, given) in [(1, 32), (16, 64), (33, 96), (50, 4096 + 32)] {
             let inputs = inputCount(given, for: dtype)
             let bytes = randomBlocks(dtype, out: out, inputs: inputs, generator: &generator)
-            let packed = MatMul.prepare(tensor(dtype, out: out, inputs: inputs, bytes: bytes))
+            let packed = MatMul.prepare(tensor(dtype, out: out, inputs: inputs, bytes: bytes), isa: .avx512)
             #expect(packed.byteCount == Int(energon_matmul_packed_bytes(dtype.rawValue, out, inputs)))
             var back = [UInt8](repeating: 0, count: bytes.count)
             back.withUnsafeMutableBufferPointer { destination in
@@ -128,7 +130,7 @@ struct MatMulPackedTests {
         var generator = PackedTestGenerator(state: 0x10C + UInt64(dtype.rawValue))
         let (out, inputs) = (37, inputCount(96, for: dtype))
         let stored = tensor(dtype, out: out, inputs: inputs, bytes: randomBlocks(dtype, out: out, inputs: inputs, generator: &generator))
-        let packed = MatMul.prepare(stored)
+        let packed = MatMul.prepare(stored, isa: .avx512)
         #expect(packed.layout == .matMulPacked)
         #expect(packed.dequantized() == stored.dequantized())
         var row = [Float](repeating: .nan, count: inputs)
@@ -143,11 +145,14 @@ struct MatMulPackedTests {
     func prepareKeepsOtherFormats() {
         for dtype in [DType.f32, .f16, .bf16, .q5_1, .q5_K, .q6_K] {
             let weight = Tensor(dtype: dtype, shape: [32, 256]) { _, _ in }
-            let prepared = MatMul.prepare(weight)
+            let prepared = MatMul.prepare(weight, isa: .avx512)
             #expect(prepared === weight && prepared.layout == .rowMajor, "\(dtype)")
         }
-        let packed = MatMul.prepare(Tensor(dtype: .q4_0, shape: [32, 64]) { _, _ in })
-        #expect(MatMul.prepare(packed) === packed)
+        let stored = Tensor(dtype: .q4_0, shape: [32, 64]) { _, _ in }
+        let packed = MatMul.prepare(stored, isa: .avx512)
+        #expect(MatMul.prepare(packed, isa: .avx512) === packed)
+        // Below AVX-512 there is no packed kernel: the stored layout is faster there.
+        #expect(MatMul.prepare(stored, isa: .avx2) === stored && MatMul.prepare(stored, isa: .portable) === stored)
     }
 
     @Test("the original pages of a file-mapped weight are released, and still read back from the file")
@@ -171,7 +176,7 @@ struct MatMulPackedTests {
         var checksum = 0
         for index in stride(from: 0, to: bytes.count, by: 64) { checksum &+= Int(mapped.load(fromByteOffset: index, as: UInt8.self)) }
         let weight = Tensor(dtype: dtype, shape: [out, inputs], data: mapped, byteCount: bytes.count, owner: nil)
-        let packed = MatMul.prepare(weight)
+        let packed = MatMul.prepare(weight, isa: .avx512)
         // The mapping still reads the file's bytes after its pages were dropped.
         #expect(Array(UnsafeRawBufferPointer(start: mapped, count: bytes.count)) == bytes)
         #expect(checksum > 0)

@@ -45,8 +45,12 @@ public enum MatMul {
     /// mapping, its pages are dropped from the resident set (they would be re-read from the file
     /// if something else touched them), so repacking does not double the weights' footprint.
     /// Slice a weight (tensor-parallel shards) before preparing it: a packed tensor has no rows.
-    public static func prepare(_ weight: Tensor) -> Tensor {
-        guard weight.layout == .rowMajor, weight.shape.count == 2, energon_matmul_packable(weight.dtype.rawValue) != 0,
+    ///
+    /// - Parameter isa: the level the products will run at; only AVX-512 has packed kernels (the
+    ///   other levels read a packed weight by unpacking it a few rows at a time, which is slower
+    ///   than the stored layout), so below it the weight comes back unchanged.
+    public static func prepare(_ weight: Tensor, isa: ISA = .best) -> Tensor {
+        guard isa >= .avx512, weight.layout == .rowMajor, weight.shape.count == 2, energon_matmul_packable(weight.dtype.rawValue) != 0,
               weight.shape[1] % weight.dtype.blockSize == 0,
               weight.byteCount >= weight.shape[0] * weight.rowBytes else { return weight }
         let rows = weight.shape[0], inputs = weight.shape[1]

@@ -113,6 +113,8 @@ final class MPIShard: @unchecked Sendable {
     let blockCount: Int
     /// Where the previous stage's activations are received (grow-only).
     private var incoming: [Float] = []
+    /// Seconds inside `DecoderRuntime.forward` (compute and tensor-group waits).
+    private(set) var computeSeconds = 0.0
 
     init(model: any DecoderModel, parallel: ParallelContext, context: ComputeContext, blockSize: Int, blockCount: Int,
          kvCacheType: DType) {
@@ -142,13 +144,17 @@ final class MPIShard: @unchecked Sendable {
                 throw CommunicationError.invalidArgument(
                     "rank \(source) sent \(bytes) bytes of activations; \(count * 4) expected for \(batch.totalTokens) tokens")
             }
+            let start = MPIRunner.now()
             logits = try incoming.withUnsafeBufferPointer { previous in
                 try DecoderRuntime.forward(model, batch: batch, cache: cache, buffers: buffers, context: context,
                                            parallel: parallel, incoming: previous.baseAddress)
             }
+            computeSeconds += MPIRunner.now() - start
         } else {
+            let start = MPIRunner.now()
             logits = try DecoderRuntime.forward(model, batch: batch, cache: cache, buffers: buffers, context: context,
                                                 parallel: parallel)
+            computeSeconds += MPIRunner.now() - start
         }
         if !parallel.isLastStage {
             let hidden = buffers.buffer(.hidden, count: count)
@@ -289,6 +295,19 @@ public final class MPIStageWorker: @unchecked Sendable {
         killRank = getenv("ENERGON_MPI_KILL_RANK").flatMap { Int(String(cString: $0)) }
     }
 
+    /// Forward passes served so far.
+    public private(set) var forwardCount = 0
+    /// Seconds spent running them (from the batch description's arrival to sending the result).
+    public private(set) var forwardSeconds = 0.0
+
+    /// Where this rank's forward time went: its compute, its tensor-group waits, and the rest
+    /// (waiting for the previous stage's activations, handing results on).
+    public var timeSplit: (forward: Double, tensorWaits: Double, pipelineWaits: Double, compute: Double) {
+        let tensor = job.tensorGroup.waitingSeconds
+        let compute = shard.computeSeconds - tensor
+        return (forwardSeconds, tensor, max(0, forwardSeconds - shard.computeSeconds), compute)
+    }
+
     /// Serves forward passes until the controller's shutdown. Waiting for the next command has
     /// no timeout (a chat may idle for hours; if rank 0 dies, `mpirun` ends the job); every wait
     /// inside a forward pass has one.
@@ -322,6 +341,11 @@ public final class MPIStageWorker: @unchecked Sendable {
                 try job.worldGroup.receive(into: $0, from: controller, tag: MPITag.batch)
             }
             let batch = try MPIBatchCodec.decode(payload[0..<(bytes / 4)])
+            let start = MPIRunner.now()
+            defer {
+                forwardCount += 1
+                forwardSeconds += MPIRunner.now() - start
+            }
             let logits = try shard.run(batch, job: job)
             if shard.parallel.isLastStage, job.tensorRank == 0, let logits, job.world.rank != controller {
                 let count = batch.logitRows.count * shard.model.configuration.vocabularySize
