@@ -70,6 +70,14 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
 /// waiting prompts, packed ragged — runs them on a `ModelRunner` (one rank or a tp × pp grid),
 /// samples, and streams tokens back. It never computes layers itself.
 ///
+/// With a pipelined runner (pp > 1) the controller keeps up to one batch per *lane* in flight:
+/// each running sequence belongs to one lane, a lane's batch holds only its sequences, and
+/// while stage 2 works on lane 0's batch stage 1 already works on lane 1's. The controller
+/// samples a lane's results as they come back and submits that lane's next batch at once.
+///
+/// Identical prompt prefixes share KV-cache blocks (`BlockManager`'s prefix cache): a request
+/// whose prompt starts with a cached prefix computes only the rest.
+///
 /// The scheduling loop runs on a dedicated thread; `submit` and `cancel` only take a lock, so
 /// they are safe to call from Swift concurrency without blocking a cooperative thread.
 public final class Engine: Sendable {
@@ -81,28 +89,75 @@ public final class Engine: Sendable {
         public var maxRunningSequences = 64
         /// Most requests waiting to start; more are refused with `.overloaded`.
         public var maxWaitingRequests = 256
+        /// Batches in flight at once on a pipelined runner (`nil`: as many as it holds; 1: blocking).
+        public var batchesInFlight: Int?
+        /// Share KV-cache blocks between requests with identical prompt prefixes.
+        public var prefixCaching = true
+        /// Pad every sequence of a batch to the longest one (as engines without ragged batches
+        /// must): wasted work, for benchmarks that measure what padding removal saves.
+        public var paddedBatches = false
+
         /// Creates limits.
-        public init(maxBatchTokens: Int = 512, maxRunningSequences: Int = 64, maxWaitingRequests: Int = 256) {
+        public init(maxBatchTokens: Int = 512, maxRunningSequences: Int = 64, maxWaitingRequests: Int = 256,
+                    batchesInFlight: Int? = nil, prefixCaching: Bool = true, paddedBatches: Bool = false) {
             self.maxBatchTokens = maxBatchTokens
             self.maxRunningSequences = maxRunningSequences
             self.maxWaitingRequests = maxWaitingRequests
+            self.batchesInFlight = batchesInFlight
+            self.prefixCaching = prefixCaching
+            self.paddedBatches = paddedBatches
         }
+    }
+
+    /// Counters since the engine started.
+    public struct Statistics: Sendable, Equatable {
+        /// Requests accepted by `submit`.
+        public var requests = 0
+        /// Requests refused because the queue was full.
+        public var refused = 0
+        /// Forward passes run.
+        public var batches = 0
+        /// Tokens run through the model (prefill chunks + decodes, padding excluded).
+        public var computedTokens = 0
+        /// Padding tokens run (only with `paddedBatches`).
+        public var paddingTokens = 0
+        /// Tokens sampled.
+        public var generatedTokens = 0
+        /// Prompt tokens taken from the prefix cache instead of being computed.
+        public var prefixCachedTokens = 0
+        /// Sequences preempted (blocks freed, to be recomputed).
+        public var preemptions = 0
+        /// Seconds the controller spent sampling.
+        public var samplingSeconds = 0.0
+
+        /// All zero.
+        public init() {}
     }
 
     let runner: any ModelRunner
     let tokenizer: any Tokenizer
     let configuration: Configuration
-    private let state: Mutex<EngineState>
-    private let wake = NSCondition()
-    private let stopped = Atomic<Bool>(false)
+    let state: Mutex<EngineState>
+    let wake = NSCondition()
+    let stopped = Atomic<Bool>(false)
+    let draining = Atomic<Bool>(false)
+    let loopEnded = DispatchSemaphore(value: 0)
+    /// Lanes: one batch each in flight.
+    let laneCount: Int
 
     /// Starts an engine over `runner`.
     public init(runner: any ModelRunner, tokenizer: any Tokenizer, configuration: Configuration = Configuration()) {
         self.runner = runner
         self.tokenizer = tokenizer
         self.configuration = configuration
+        let pipelineDepth = (runner as? any PipelinedModelRunner)?.maxBatchesInFlight ?? 1
+        laneCount = max(1, min(configuration.batchesInFlight ?? pipelineDepth, pipelineDepth))
+        runner.blocks.prefixCachingEnabled = configuration.prefixCaching
         state = Mutex(EngineState())
-        let thread = Thread { [self] in self.loop() }
+        let thread = Thread { [self] in
+            self.loop()
+            self.loopEnded.signal()
+        }
         thread.name = "energon-engine"
         thread.start()
     }
@@ -110,21 +165,27 @@ public final class Engine: Sendable {
     /// Queues a request; its tokens arrive on the returned stream, which ends with a token whose
     /// `finishReason` is set, or with an error. Throws `.overloaded` when the queue is full.
     public func submit(_ request: GenerationRequest) throws -> (id: Int, stream: AsyncThrowingStream<GeneratedToken, any Error>) {
-        if stopped.load(ordering: .acquiring) { throw EngineError.shutDown }
+        if stopped.load(ordering: .acquiring) || draining.load(ordering: .acquiring) { throw EngineError.shutDown }
         guard !request.prompt.isEmpty else { throw EngineError.invalidRequest("the prompt has no tokens") }
         guard request.maxTokens >= 0 else { throw EngineError.invalidRequest("max tokens must be ≥ 0") }
         do { try request.sampling.validate() } catch { throw EngineError.invalidRequest("\(error)") }
-        let limit = min(runner.configuration.contextLength, runner.blocks.blockCount * runner.blocks.blockSize)
+        let vocabulary = Int32(runner.configuration.vocabularySize)
+        if let bad = request.prompt.first(where: { $0 < 0 || $0 >= vocabulary }) {
+            throw EngineError.invalidRequest("token id \(bad) is outside the vocabulary (0..<\(vocabulary))")
+        }
+        let limit = contextLimit
         guard request.prompt.count + 1 <= limit else {
             throw EngineError.promptTooLong(tokens: request.prompt.count, limit: limit - 1)
         }
         let (stream, continuation) = AsyncThrowingStream<GeneratedToken, any Error>.makeStream()
         let id = try state.withLock { state -> Int in
             guard state.waiting.count < configuration.maxWaitingRequests else {
+                state.statistics.refused += 1
                 throw EngineError.overloaded(waiting: state.waiting.count)
             }
             state.nextID += 1
-            let sequence = Sequence(id: state.nextID, request: request, tokenizer: tokenizer, continuation: continuation)
+            state.statistics.requests += 1
+            let sequence = ServedSequence(id: state.nextID, request: request, tokenizer: tokenizer, continuation: continuation)
             state.waiting.append(sequence)
             return sequence.id
         }
@@ -137,266 +198,57 @@ public final class Engine: Sendable {
 
     /// Ends request `id` (its stream finishes with `.cancelled`) and frees its cache blocks.
     public func cancel(_ id: Int) {
-        state.withLock { $0.cancelled.insert(id) }
+        state.withLock { _ = $0.cancelled.insert(id) }
         signal()
     }
 
-    /// Stops the loop; running and waiting requests end with `.shutDown`.
+    /// Stops the loop now; running and waiting requests end with `.shutDown`.
     public func shutdown() {
         stopped.store(true, ordering: .releasing)
         signal()
     }
 
-    /// Requests waiting and running (for metrics and tests).
-    public var load: (waiting: Int, running: Int) {
-        state.withLock { ($0.waiting.count, $0.running.count) }
+    /// Stops accepting requests, lets every running and waiting request finish, then stops.
+    /// Returns `false` if they did not finish within `timeout` seconds (the rest then end with
+    /// `.shutDown`).
+    @discardableResult
+    public func shutdownGracefully(timeout: Double) -> Bool {
+        draining.store(true, ordering: .releasing)
+        signal()
+        let finished = loopEnded.wait(timeout: .now() + timeout) == .success
+        if !finished {
+            shutdown()
+            _ = loopEnded.wait(timeout: .now() + 60)
+        }
+        loopEnded.signal()  // later calls return at once
+        return finished
     }
 
-    private func signal() {
+    /// Requests waiting and running (for metrics and tests).
+    public var load: (waiting: Int, running: Int) {
+        state.withLock { ($0.waiting.count, $0.running) }
+    }
+
+    /// Counters since the engine started.
+    public var statistics: Statistics { state.withLock { $0.statistics } }
+
+    /// Positions one sequence may reach: the model's context, at most what the cache holds.
+    var contextLimit: Int {
+        min(runner.configuration.contextLength, runner.blocks.blockCount * runner.blocks.blockSize)
+    }
+
+    func signal() {
         wake.lock()
         wake.signal()
         wake.unlock()
-    }
-
-    // MARK: - The scheduling loop (engine thread only)
-
-    private func loop() {
-        var running: [Sequence] = []
-        while true {
-            if stopped.load(ordering: .acquiring) {
-                let waiting = state.withLock { state in defer { state.waiting.removeAll() }; return state.waiting }
-                for sequence in running + waiting { finish(sequence, error: EngineError.shutDown) }
-                return
-            }
-            let (newcomers, cancelled) = state.withLock { state in
-                defer { state.cancelled.removeAll() }
-                return (state.waiting, state.cancelled)
-            }
-            // Cancellations, running or waiting.
-            if !cancelled.isEmpty {
-                running.removeAll { sequence in
-                    guard cancelled.contains(sequence.id) else { return false }
-                    finish(sequence, reason: .cancelled)
-                    return true
-                }
-                state.withLock { state in
-                    state.waiting.removeAll { sequence in
-                        guard cancelled.contains(sequence.id) else { return false }
-                        finish(sequence, reason: .cancelled)
-                        return true
-                    }
-                }
-            }
-            let plan = schedule(running: &running, waitingCount: newcomers.count)
-            state.withLock { $0.running = running.map(\.id) }
-            if plan.isEmpty, let newest = running.last {
-                // Running sequences exist but none could get KV blocks: free the newest one's
-                // blocks for the others, or refuse a request that cannot fit even alone.
-                running.removeLast()
-                if running.isEmpty {
-                    finish(newest, error: EngineError.promptTooLong(tokens: newest.tokens.count,
-                                                                    limit: runner.blocks.blockCount * runner.blocks.blockSize - 1))
-                } else {
-                    preempt(newest)
-                }
-                continue
-            }
-            guard !plan.isEmpty else {
-                wake.lock()
-                if state.withLock({ $0.waiting.isEmpty && $0.cancelled.isEmpty }) && !stopped.load(ordering: .acquiring) {
-                    _ = wake.wait(until: Date(timeIntervalSinceNow: 1))
-                }
-                wake.unlock()
-                continue
-            }
-            step(plan, running: &running)
-        }
-    }
-
-    /// One entry of an iteration's batch.
-    private struct Entry {
-        let sequence: Sequence
-        let tokens: [Int32]
-        let samples: Bool
-    }
-
-    /// Picks this iteration's work: one decode token for every running sequence past its
-    /// prompt, then prompt chunks of running and newly admitted sequences (FIFO), all under
-    /// the token budget and the free KV blocks. When blocks run out for a decode, the most
-    /// recently admitted sequence is preempted: its blocks are freed and it waits to recompute.
-    private func schedule(running: inout [Sequence], waitingCount: Int) -> [Entry] {
-        var budget = configuration.maxBatchTokens
-        var entries: [Entry] = []
-        let blocks = runner.blocks
-        // Decodes first: they keep every running sequence moving.
-        var index = 0
-        while index < running.count {
-            let sequence = running[index]
-            guard sequence.processed >= sequence.tokens.count - 1, budget > 0 else { index += 1; continue }
-            do {
-                try blocks.ensureCapacity(&sequence.table, positions: sequence.processed + 1)
-                entries.append(Entry(sequence: sequence, tokens: [sequence.tokens[sequence.processed]], samples: true))
-                budget -= 1
-                index += 1
-            } catch {
-                // Out of blocks: preempt the newest other sequence (or this one) and retry.
-                let victim = running.removeLast()
-                entries.removeAll { $0.sequence === victim }
-                preempt(victim)
-                if victim === sequence { continue }
-            }
-        }
-        // Admit waiting requests while there is room.
-        if waitingCount > 0 {
-            state.withLock { state in
-                while running.count < configuration.maxRunningSequences, !state.waiting.isEmpty {
-                    running.append(state.waiting.removeFirst())
-                }
-            }
-        }
-        // Prompt chunks (chunked prefill), oldest first.
-        for sequence in running where sequence.processed < sequence.tokens.count - 1 || (sequence.processed == 0) {
-            guard budget > 0 else { break }
-            if entries.contains(where: { $0.sequence === sequence }) { continue }
-            let remaining = sequence.tokens.count - sequence.processed
-            let chunk = min(remaining, budget)
-            do {
-                try blocks.ensureCapacity(&sequence.table, positions: sequence.processed + chunk)
-            } catch {
-                break  // wait for blocks to be freed by finishing sequences
-            }
-            let tokens = Array(sequence.tokens[sequence.processed..<(sequence.processed + chunk)])
-            entries.append(Entry(sequence: sequence, tokens: tokens, samples: chunk == remaining))
-            budget -= chunk
-        }
-        return entries
-    }
-
-    private func preempt(_ sequence: Sequence) {
-        runner.blocks.free(sequence.table)
-        sequence.table.removeAll()
-        sequence.processed = 0  // recompute prompt + generated tokens when it runs again
-        state.withLock { $0.waiting.insert(sequence, at: 0) }
-    }
-
-    private func step(_ entries: [Entry], running: inout [Sequence]) {
-        var batch = ForwardBatch(sequences: entries.map { ($0.tokens, $0.sequence.processed, $0.sequence.table) })
-        batch.logitRows = []
-        var offset = 0
-        for entry in entries {
-            if entry.samples { batch.logitRows.append(offset + entry.tokens.count - 1) }
-            offset += entry.tokens.count
-        }
-        let logits: UnsafeMutablePointer<Float>?
-        do {
-            logits = try runner.forward(batch)
-        } catch {
-            for entry in entries { finish(entry.sequence, error: EngineError.modelFailed("\(error)")) }
-            running.removeAll { sequence in entries.contains { $0.sequence === sequence } }
-            return
-        }
-        let vocabulary = runner.configuration.vocabularySize
-        var row = 0
-        var finished: [Sequence] = []
-        for entry in entries {
-            let sequence = entry.sequence
-            sequence.processed += entry.tokens.count
-            guard entry.samples, let logits else { continue }
-            let (token, logprob) = sequence.sampler.sample(logits: logits + row * vocabulary, count: vocabulary)
-            row += 1
-            if let reason = sequence.accept(token, logprob: logprob, eos: tokenizer.eosTokenIDs,
-                                            contextLimit: runner.blocks.blockCount * runner.blocks.blockSize) {
-                finish(sequence, reason: reason)  // frees the blocks before the stream ends
-                finished.append(sequence)
-            }
-        }
-        running.removeAll { sequence in finished.contains { $0 === sequence } }
-    }
-
-    private func finish(_ sequence: Sequence, reason: FinishReason) {
-        runner.blocks.free(sequence.table)
-        sequence.table.removeAll()
-        sequence.close(reason)
-    }
-
-    private func finish(_ sequence: Sequence, error: any Error) {
-        runner.blocks.free(sequence.table)
-        sequence.table.removeAll()
-        sequence.continuation.finish(throwing: error)
     }
 }
 
 /// Queues shared between callers and the engine thread.
 struct EngineState: ~Copyable {
     var nextID = 0
-    var waiting: [Sequence] = []
-    var running: [Int] = []
+    var waiting: [ServedSequence] = []
+    var running = 0
     var cancelled: Set<Int> = []
-}
-
-/// A request being served: its tokens so far, cache blocks, sampler and stream.
-final class Sequence: @unchecked Sendable {
-    let id: Int
-    let request: GenerationRequest
-    /// Prompt, then generated tokens.
-    var tokens: [Int32]
-    /// Tokens whose keys and values are in the cache.
-    var processed = 0
-    var table: [Int32] = []
-    var sampler: Sampler
-    var decoder: StreamingDecoder
-    var generated = 0
-    var text = ""
-    var emitted = 0
-    let continuation: AsyncThrowingStream<GeneratedToken, any Error>.Continuation
-    private var pending: (token: Int32, logprob: Float)?
-
-    init(id: Int, request: GenerationRequest, tokenizer: any Tokenizer,
-         continuation: AsyncThrowingStream<GeneratedToken, any Error>.Continuation) {
-        self.id = id
-        self.request = request
-        tokens = request.prompt
-        sampler = Sampler(parameters: request.sampling, prompt: request.prompt)
-        decoder = StreamingDecoder(tokenizer: tokenizer, continuesText: true)
-        self.continuation = continuation
-    }
-
-    /// Records a sampled token and streams what became final; returns why the sequence ends, if it does.
-    func accept(_ token: Int32, logprob: Float, eos: Set<Int32>, contextLimit: Int) -> FinishReason? {
-        sampler.accept(token)
-        tokens.append(token)
-        generated += 1
-        if !request.ignoreEOS && eos.contains(token) {
-            pending = (token, logprob)
-            return .stop
-        }
-        text += decoder.feed(token)
-        let stops = request.stopStrings.filter { !$0.isEmpty }
-        if let stop = stops.compactMap({ text.range(of: $0)?.lowerBound }).min() {
-            text = String(text[..<stop])
-            pending = (token, logprob)
-            return .stopString
-        }
-        if generated >= request.maxTokens || tokens.count >= contextLimit {
-            pending = (token, logprob)  // close() emits the remaining text with this token
-            return .length
-        }
-        // Hold back the last characters while they could still begin a stop string.
-        let holdBack = max(0, (stops.map(\.count).max() ?? 0) - 1)
-        let end = text.count - holdBack
-        let delta = end > emitted ? String(text.dropFirst(emitted).prefix(end - emitted)) : ""
-        emitted = max(emitted, end)
-        continuation.yield(GeneratedToken(token: token, text: delta, logprob: logprob, finishReason: nil))
-        return nil
-    }
-
-    /// Ends the stream with `reason`, emitting any text still held back.
-    func close(_ reason: FinishReason) {
-        if reason == .length || reason == .stop { text += decoder.finish() }
-        let rest = text.count > emitted ? String(text.dropFirst(emitted)) : ""
-        emitted = text.count
-        let last = pending ?? (-1, .nan)
-        continuation.yield(GeneratedToken(token: last.token, text: rest, logprob: last.logprob, finishReason: reason))
-        continuation.finish()
-    }
+    var statistics = Engine.Statistics()
 }

@@ -80,11 +80,15 @@ public final class Checkpoint: @unchecked Sendable {
     ///   - threadsPerRank: compute threads of each rank.
     ///   - contextLength: positions the KV cache holds (default: the model's, at most 4096).
     ///   - kvCacheType: element type of the KV cache, `.f16` (llama.cpp's default) or `.f32`.
+    ///   - batchesInFlight: batches a pipeline holds at once (default: one per stage; 1 makes it blocking).
+    ///   - cacheBlocks: KV-cache blocks (default: enough for `contextLength` positions); an engine
+    ///     serving several sequences wants more.
     public func makeRunner(tensorParallel: Int = 1, pipelineStages: Int = 1, layersPerStage: [Int]? = nil,
                            threadsPerRank: Int, isa: ISA = .best, contextLength: Int? = nil,
-                           blockSize: Int = 16, kvCacheType: DType = .f16) throws -> any ModelRunner {
+                           blockSize: Int = 16, kvCacheType: DType = .f16, batchesInFlight: Int? = nil,
+                           cacheBlocks: Int? = nil) throws -> any ModelRunner {
         let length = max(1, min(contextLength ?? min(configuration.contextLength, 4096), configuration.contextLength))
-        let blockCount = (length + blockSize - 1) / blockSize
+        let blockCount = max(cacheBlocks ?? 0, (length + blockSize - 1) / blockSize)
         if tensorParallel == 1 && pipelineStages == 1 {
             let model = try ModelRegistry.build(configuration: configuration, weights: weights())
             return SerialRunner(model: model, context: ComputeContext(threads: threadsPerRank, isa: isa),
@@ -94,7 +98,7 @@ public final class Checkpoint: @unchecked Sendable {
                                     pipelineStages: pipelineStages, layersPerStage: layersPerStage)
         return try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: threadsPerRank,
                                        weights: { self.weights() }, blockSize: blockSize, blockCount: blockCount,
-                                       kvCacheType: kvCacheType)
+                                       kvCacheType: kvCacheType, batchesInFlight: batchesInFlight, isa: isa)
     }
 }
 

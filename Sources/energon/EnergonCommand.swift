@@ -12,7 +12,7 @@ struct Energon: ParsableCommand {
         abstract: "Energon: inference for large transformer language models on CPUs.",
         version: EnergonInfo.version,
         subcommands: [GenerateCommand.self, ChatCommand.self, PerplexityCommand.self, BenchCommand.self, InspectCommand.self,
-                      TokenizeCommand.self, BenchKernels.self, BenchSyncCommand.self,
+                      TokenizeCommand.self, BenchKernels.self, BenchSyncCommand.self, BenchEngineCommand.self,
                       MPICollectivesCommand.self, ForwardLogitsCommand.self, MakeSyntheticCommand.self,
                       BenchParallelCommand.self]
     )

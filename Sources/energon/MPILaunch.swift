@@ -115,7 +115,7 @@ final class AbortingRunner: ModelRunner, @unchecked Sendable {
     let runner: MPIRunner
     init(_ runner: MPIRunner) { self.runner = runner }
     var configuration: DecoderConfiguration { runner.configuration }
-    var blocks: BlockAllocator { runner.blocks }
+    var blocks: BlockManager { runner.blocks }
     func forward(_ batch: ForwardBatch) throws -> UnsafeMutablePointer<Float>? {
         do {
             return try runner.forward(batch)

@@ -66,6 +66,43 @@ import Testing
         #expect(runner.blocks.freeBlockCount == runner.blocks.blockCount, "every block returned")
     }
 
+    /// Prompts with a shared 9-token prefix (two full 4-position blocks) plus the tiny prompts.
+    static let prefixedPrompts: [[Int32]] = tinyPrompts + tinyPrompts.prefix(4).map { [9, 8, 7, 6, 5, 4, 3, 2, 1] + $0 }
+
+    @Test(arguments: [(1, 2, 2, false), (1, 2, 1, false), (2, 1, 1, false), (2, 2, 2, false), (1, 1, 1, true), (2, 2, 2, true)])
+    func gridsAndPipelinesServeLikeEachPromptAlone(tp: Int, pp: Int, inFlight: Int, padded: Bool) async throws {
+        // tp × pp thread ranks with `inFlight` batches in the pipeline (lanes of disjoint
+        // sequences), prefix sharing, and optionally padded batches: every sequence must get
+        // what the same grid gives it alone.
+        let smol = try #require(Self.model, "run scripts/fetch_models.sh")
+        let tokenizer = try TokenizerLoader.load(gguf: GGUFFile(path: smol))
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let file = try GGUFFile(path: root.appendingPathComponent("EnergonModelsTests/Fixtures/tiny-llama.gguf").path)
+        let configuration = try ModelRegistry.configuration(architecture: "llama", metadata: file.metadata,
+                                                            vocabularySize: 128, source: "tiny-llama")
+        let grid = try ParallelGrid(configuration: configuration, tensorParallel: tp, pipelineStages: pp)
+        func runner(_ inFlight: Int) throws -> LocalParallelRunner {
+            try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: 1, weights: { WeightSource(gguf: file) },
+                                    blockSize: 4, blockCount: 96, timeout: 30, kvCacheType: .f32, batchesInFlight: inFlight)
+        }
+        let alone = Generator(runner: try runner(1), tokenizer: tokenizer)
+        let expected = try Self.prefixedPrompts.map { try alone.generate(prompt: $0, maxTokens: 12, ignoreEOS: true).tokens }
+        let served = try runner(inFlight)
+        let engine = Engine(runner: served, tokenizer: tokenizer,
+                            configuration: .init(maxBatchTokens: 32, maxRunningSequences: 7, paddedBatches: padded))
+        defer { engine.shutdown() }
+        let streams = try Self.prefixedPrompts.map {
+            try engine.submit(GenerationRequest(prompt: $0, maxTokens: 12, ignoreEOS: true)).stream
+        }
+        for (index, stream) in streams.enumerated() {
+            let result = try await collect(stream)
+            #expect(result.tokens == expected[index], "tp \(tp) pp \(pp) in flight \(inFlight) prompt \(index)")
+        }
+        #expect(served.blocks.freeBlockCount == served.blocks.blockCount, "every block returned")
+        #expect(engine.statistics.prefixCachedTokens > 0, "the shared 9-token prefix is reused")
+        if padded { #expect(engine.statistics.paddingTokens > 0) }
+    }
+
     @Test func realModelServesConcurrentRequests() async throws {
         // SmolLM2 Q4_1: quantized products are not batch-invariant (a batched GEMM and a single-row
         // matvec round differently), so greedy text may part ways after a near-tie; the first

@@ -2,21 +2,27 @@ import EnergonCheckpoint
 import EnergonCore
 import EnergonDistributed
 import Foundation
+import Synchronization
 
 /// A model split over tp × pp worker ranks that are threads of this process: each rank builds
 /// only its shard (its heads, MLP columns and vocabulary rows, for its stage's layers), owns its
 /// compute threads, KV cache and buffers, and talks to its tensor-parallel peers through a
 /// `LocalProcessGroup`. Activations pass from stage to stage packed (ragged, no padding).
 ///
-/// One batch is in flight at a time here (`forward` returns when the last stage has its
-/// logits); the engine's pipeline keeps several batches in flight over the same workers.
-public final class LocalParallelRunner: ModelRunner, @unchecked Sendable {
+/// The pipeline is non-blocking: up to `maxBatchesInFlight` batches (of disjoint sequences)
+/// move through the stages at once. Each rank runs its jobs in submission order on its own
+/// thread; stage s+1 starts a batch as soon as stage s hands it on, while stage s already works
+/// on the next one. Every in-flight slot has its own activation buffers on every rank, so a
+/// stage never overwrites activations the next stage has not read yet.
+public final class LocalParallelRunner: PipelinedModelRunner, @unchecked Sendable {
     public let configuration: DecoderConfiguration
-    public let blocks: BlockAllocator
+    public let blocks: BlockManager
     public let grid: ParallelGrid
-    /// Longest time `forward` waits for a rank before failing.
+    /// Longest time a rank waits for the previous stage, and `wait` for the last, before failing.
     public let timeout: Double
+    public let maxBatchesInFlight: Int
     let workers: [[RankWorker]]   // [stage][tensor rank]
+    private let failure = Mutex<String?>(nil)
 
     /// Builds every rank's shard.
     /// - Parameters:
@@ -26,13 +32,16 @@ public final class LocalParallelRunner: ModelRunner, @unchecked Sendable {
     ///   - weights: a fresh `WeightSource` for one rank (each rank keeps its own accounting).
     ///   - blockSize, blockCount: KV-cache geometry, the same on every rank.
     ///   - kvCacheType: element type of every rank's KV cache, `.f16` (default) or `.f32`.
+    ///   - batchesInFlight: batches the pipeline holds at once (default: one per stage).
+    ///   - isa: kernel level of every rank.
     public init(configuration: DecoderConfiguration, grid: ParallelGrid, threadsPerRank: Int,
                 weights: () throws -> WeightSource, blockSize: Int, blockCount: Int, timeout: Double = 120,
-                kvCacheType: DType = .f16) throws {
+                kvCacheType: DType = .f16, batchesInFlight: Int? = nil, isa: ISA = .best) throws {
         self.configuration = configuration
         self.grid = grid
         self.timeout = timeout
-        blocks = BlockAllocator(blockSize: blockSize, blockCount: blockCount)
+        maxBatchesInFlight = max(1, batchesInFlight ?? grid.pipelineStages)
+        blocks = BlockManager(blockSize: blockSize, blockCount: blockCount)
         var workers: [[RankWorker]] = []
         for (stage, layers) in grid.stageLayers.enumerated() {
             let communicator = LocalCommunicator(size: grid.tensorParallel, timeout: timeout)
@@ -44,127 +53,174 @@ public final class LocalParallelRunner: ModelRunner, @unchecked Sendable {
                                                     parallel: parallel, layers: layers)
                 stageWorkers.append(RankWorker(model: model, parallel: parallel, communicator: communicator,
                                                threads: threadsPerRank, blockSize: blockSize, blockCount: blockCount,
-                                               kvCacheType: kvCacheType))
+                                               kvCacheType: kvCacheType, slots: maxBatchesInFlight, isa: isa))
             }
             workers.append(stageWorkers)
         }
         self.workers = workers
     }
 
+    /// Runs one batch through every stage and returns its logits (slot 0; nothing else may be in flight).
     public func forward(_ batch: ForwardBatch) throws -> UnsafeMutablePointer<Float>? {
-        var logits: UnsafeMutablePointer<Float>?
+        try submit(batch, slot: 0)
+        return try wait(slot: 0)
+    }
+
+    public func submit(_ batch: ForwardBatch, slot: Int) throws {
+        precondition(slot >= 0 && slot < maxBatchesInFlight, "slot \(slot) out of 0..<\(maxBatchesInFlight)")  // invariant: the controller's slots
+        if let reason = failure.withLock({ $0 }) { throw ParallelRunnerError.failed(reason) }
+        let hiddenSize = configuration.hiddenSize
         for stage in workers.indices {
-            let previous = stage > 0 ? workers[stage - 1] : nil
-            let outputs = try runAll(workers[stage]) { rank, worker in
-                let incoming = previous.map {
-                    UnsafePointer($0[rank].buffers.buffer(.hidden, count: batch.totalTokens * self.configuration.hiddenSize))
+            for (rank, worker) in workers[stage].enumerated() {
+                let previous = stage > 0 ? workers[stage - 1][rank] : nil
+                worker.enqueue { [timeout] in
+                    let buffers = worker.buffers[slot]
+                    var incoming: UnsafePointer<Float>?
+                    if let previous {
+                        // Wait for the previous stage to hand this batch on (or to fail).
+                        guard let handoff = previous.handoffs[slot].take(timeout: timeout) else {
+                            worker.finish(slot: slot, result: .failure(CommunicationError.timedOut(
+                                operation: "pipeline stage \(stage - 1) → \(stage)", rank: rank, seconds: timeout)))
+                            return
+                        }
+                        guard case let .success(pointer) = handoff else {
+                            worker.finish(slot: slot, result: handoff)
+                            return
+                        }
+                        incoming = pointer.map { UnsafePointer($0) }
+                    }
+                    let result = Result { () throws -> UnsafeMutablePointer<Float>? in
+                        let logits = try DecoderRuntime.forward(worker.model, batch: batch, cache: worker.cache, buffers: buffers,
+                                                                context: worker.context, parallel: worker.parallel,
+                                                                incoming: incoming)
+                        // Hand on the activations (middle stages) or the logits (last stage).
+                        return worker.parallel.isLastStage ? logits
+                            : buffers.buffer(.hidden, count: batch.totalTokens * hiddenSize)
+                    }
+                    if case let .failure(error) = result {
+                        worker.communicator.fail(rank: rank, reason: "stage \(stage): \(error)")
+                    }
+                    worker.finish(slot: slot, result: result)
                 }
-                return try DecoderRuntime.forward(worker.model, batch: batch, cache: worker.cache, buffers: worker.buffers,
-                                                  context: worker.context, parallel: worker.parallel, incoming: incoming)
             }
-            logits = outputs[0]
+        }
+    }
+
+    public func wait(slot: Int) throws -> UnsafeMutablePointer<Float>? {
+        let last = workers.count - 1
+        var logits: UnsafeMutablePointer<Float>?
+        var firstError: (any Error)?
+        for (rank, worker) in workers[last].enumerated() {
+            guard let result = worker.handoffs[slot].take(timeout: timeout) else {
+                let error = CommunicationError.timedOut(operation: "forward (stage \(last))", rank: rank, seconds: timeout)
+                worker.communicator.fail(rank: rank, reason: "no answer within \(timeout) s")
+                failure.withLock { $0 = $0 ?? "\(error)" }
+                throw error
+            }
+            switch result {
+            case let .success(pointer): if rank == 0 { logits = pointer }
+            case let .failure(error): if firstError == nil { firstError = error }
+            }
+        }
+        if let firstError {
+            failure.withLock { $0 = $0 ?? "\(firstError)" }
+            throw firstError
         }
         return logits
     }
+}
 
-    /// Runs `body` on every rank of a stage (each on its own thread) and waits for all.
-    private func runAll(_ ranks: [RankWorker],
-                        _ body: @escaping @Sendable (Int, RankWorker) throws -> UnsafeMutablePointer<Float>?) throws
-        -> [UnsafeMutablePointer<Float>?] {
-        for (rank, worker) in ranks.enumerated() {
-            worker.submit { try body(rank, worker) }
+/// Why a parallel runner refuses work.
+public enum ParallelRunnerError: Error, CustomStringConvertible {
+    /// A rank failed earlier; the runner cannot be used any more.
+    case failed(String)
+
+    public var description: String {
+        switch self {
+        case let .failed(reason): "the parallel runner is unusable after an earlier failure: \(reason)"
         }
-        var results: [UnsafeMutablePointer<Float>?] = []
-        var firstError: (any Error)?
-        for worker in ranks {
-            do {
-                results.append(try worker.wait(timeout: timeout))
-            } catch {
-                if firstError == nil { firstError = error }
-                results.append(nil)
-            }
-        }
-        if let firstError { throw firstError }
-        return results
     }
 }
 
-/// One rank: its shard, cache, buffers, compute threads, and the dedicated thread that runs its jobs.
+/// One rank: its shard, cache, per-slot buffers, compute threads, and the dedicated thread that
+/// runs its jobs in order.
 final class RankWorker: @unchecked Sendable {
     let model: any DecoderModel
     let parallel: ParallelContext
     let communicator: LocalCommunicator
     let context: ComputeContext
     let cache: KVCache
-    let buffers = ActivationBuffers()
-    private let mailbox = RankMailbox()
+    /// Activation buffers of each in-flight slot.
+    let buffers: [ActivationBuffers]
+    /// What this rank hands on for each slot: its activations (or logits on the last stage).
+    let handoffs: [Handoff]
+    private let queue = JobQueue()
 
     init(model: any DecoderModel, parallel: ParallelContext, communicator: LocalCommunicator, threads: Int,
-         blockSize: Int, blockCount: Int, kvCacheType: DType) {
+         blockSize: Int, blockCount: Int, kvCacheType: DType, slots: Int, isa: ISA) {
         self.model = model
         self.parallel = parallel
         self.communicator = communicator
-        context = ComputeContext(threads: threads)
+        context = ComputeContext(threads: threads, isa: isa)
         cache = KVCache(layers: model.layerRange.count, blockSize: blockSize, kvDimension: model.kvDimensionPerRank,
                         blockCount: blockCount, elementType: kvCacheType)
-        let mailbox = self.mailbox
-        let thread = Thread { mailbox.loop() }  // the thread holds the mailbox, never the worker
+        buffers = (0..<slots).map { _ in ActivationBuffers() }
+        handoffs = (0..<slots).map { _ in Handoff() }
+        let queue = self.queue
+        let thread = Thread { queue.loop() }  // the thread holds the queue, never the worker
         thread.name = "energon-rank-\(parallel.pipelineStage)-\(parallel.tensorRank)"
         thread.start()
     }
 
-    deinit { mailbox.stop() }
+    deinit { queue.stop() }
 
-    func submit(_ work: @escaping () throws -> UnsafeMutablePointer<Float>?) {
-        let communicator = self.communicator, rank = parallel.tensorRank
-        mailbox.submit {
-            do {
-                return try work()
-            } catch {
-                communicator.fail(rank: rank, reason: "\(error)")
-                throw error
-            }
-        }
-    }
+    /// Runs `job` on this rank's thread after the jobs already queued.
+    func enqueue(_ job: @escaping @Sendable () -> Void) { queue.push(job) }
 
-    func wait(timeout: Double) throws -> UnsafeMutablePointer<Float>? {
-        guard let result = mailbox.wait(timeout: timeout) else {
-            communicator.fail(rank: parallel.tensorRank, reason: "no answer within \(timeout) s")
-            throw CommunicationError.timedOut(operation: "forward", rank: parallel.tensorRank, seconds: timeout)
-        }
-        return try result.get()
+    /// Publishes this rank's result for `slot` to whoever waits for it (the next stage or the controller).
+    func finish(slot: Int, result: Result<UnsafeMutablePointer<Float>?, any Error>) {
+        handoffs[slot].put(result)
     }
 }
 
-/// The hand-off between the controller and a rank's thread: one job at a time.
-private final class RankMailbox: @unchecked Sendable {
-    private let start = DispatchSemaphore(value: 0)
-    private let done = DispatchSemaphore(value: 0)
-    private var job: (() throws -> UnsafeMutablePointer<Float>?)?
-    private var result: Result<UnsafeMutablePointer<Float>?, any Error> = .success(nil)
-    private var stopping = false
+/// A one-value hand-off between a rank and its consumer (the next stage's rank, or the controller).
+final class Handoff: @unchecked Sendable {
+    private let ready = DispatchSemaphore(value: 0)
+    private var value: Result<UnsafeMutablePointer<Float>?, any Error> = .success(nil)
 
-    func submit(_ work: @escaping () throws -> UnsafeMutablePointer<Float>?) {
-        job = work
-        start.signal()  // publishes `job` to the rank thread
+    func put(_ result: Result<UnsafeMutablePointer<Float>?, any Error>) {
+        value = result
+        ready.signal()  // publishes `value` to the consumer
     }
 
-    func wait(timeout: Double) -> Result<UnsafeMutablePointer<Float>?, any Error>? {
-        done.wait(timeout: .now() + timeout) == .success ? result : nil
+    /// The published value, or `nil` after `timeout` seconds.
+    func take(timeout: Double) -> Result<UnsafeMutablePointer<Float>?, any Error>? {
+        ready.wait(timeout: .now() + timeout) == .success ? value : nil
+    }
+}
+
+/// First-in first-out jobs run by one thread.
+private final class JobQueue: @unchecked Sendable {
+    private let available = DispatchSemaphore(value: 0)
+    private let jobs = Mutex<[@Sendable () -> Void]>([])
+    private let stopping = Atomic<Bool>(false)
+
+    func push(_ job: @escaping @Sendable () -> Void) {
+        jobs.withLock { $0.append(job) }
+        available.signal()
     }
 
     func stop() {
-        stopping = true
-        start.signal()
+        stopping.store(true, ordering: .releasing)
+        available.signal()
     }
 
     func loop() {
         while true {
-            start.wait()
-            if stopping { return }
-            result = Result { try job?() }
-            job = nil
-            done.signal()
+            available.wait()
+            if stopping.load(ordering: .acquiring) { return }
+            let job = jobs.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+            job?()
         }
     }
 }

@@ -172,7 +172,7 @@ final class MPIShard: @unchecked Sendable {
 /// `MPIRunner.finish`), because the workers' state is then unknown.
 public final class MPIRunner: ModelRunner, @unchecked Sendable {
     public let configuration: DecoderConfiguration
-    public let blocks: BlockAllocator
+    public let blocks: BlockManager
     /// The job this runner drives.
     public let job: MPIJob
     let shard: MPIShard
@@ -193,7 +193,7 @@ public final class MPIRunner: ModelRunner, @unchecked Sendable {
         precondition(job.isController, "MPIRunner runs on world rank 0")  // invariant: callers branch on isController
         self.job = job
         self.configuration = configuration
-        blocks = BlockAllocator(blockSize: blockSize, blockCount: blockCount)
+        blocks = BlockManager(blockSize: blockSize, blockCount: blockCount)
         shard = try job.makeShard(configuration: configuration, weights: weights, threads: threadsPerRank, isa: isa,
                                   blockSize: blockSize, blockCount: blockCount, kvCacheType: kvCacheType)
     }

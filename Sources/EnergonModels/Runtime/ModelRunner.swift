@@ -9,49 +9,28 @@ public protocol ModelRunner: AnyObject, Sendable {
     /// The model's hyperparameters.
     var configuration: DecoderConfiguration { get }
     /// The controller's view of the KV-cache blocks.
-    var blocks: BlockAllocator { get }
+    var blocks: BlockManager { get }
     /// Runs `batch`; returns logits `[batch.logitRows.count, vocabularySize]`, valid until the next call.
     func forward(_ batch: ForwardBatch) throws -> UnsafeMutablePointer<Float>?
 }
 
-/// Hands out KV-cache block ids (the controller's bookkeeping; the storage lives in each
-/// worker's `KVCache`).
-public final class BlockAllocator: @unchecked Sendable {
-    /// Positions per block.
-    public let blockSize: Int
-    /// Total blocks.
-    public let blockCount: Int
-    private var freeList: [Int32]
-
-    public init(blockSize: Int, blockCount: Int) {
-        self.blockSize = blockSize
-        self.blockCount = blockCount
-        freeList = (0..<Int32(blockCount)).reversed()
-    }
-
-    /// Blocks not owned by any sequence.
-    public var freeBlockCount: Int { freeList.count }
-
-    /// Blocks needed for `positions` positions.
-    public func blocksNeeded(positions: Int) -> Int { (positions + blockSize - 1) / blockSize }
-
-    /// Grows `table` so it covers `positions` positions.
-    public func ensureCapacity(_ table: inout [Int32], positions: Int) throws {
-        let needed = blocksNeeded(positions: positions) - table.count
-        guard needed > 0 else { return }
-        guard needed <= freeList.count else { throw KVCacheError.outOfBlocks(needed: needed, free: freeList.count) }
-        table.append(contentsOf: freeList.suffix(needed).reversed())
-        freeList.removeLast(needed)
-    }
-
-    /// Returns a sequence's blocks.
-    public func free(_ table: [Int32]) { freeList.append(contentsOf: table.reversed()) }
+/// A runner that keeps several batches in flight (a non-blocking pipeline): `submit` returns
+/// at once, each stage works on the next batch as soon as it hands the previous one on, and
+/// `wait` collects results in submission order. Batches in flight must hold disjoint sequences.
+public protocol PipelinedModelRunner: ModelRunner {
+    /// Batches that may be in flight at once; slots are `0 ..< maxBatchesInFlight`.
+    var maxBatchesInFlight: Int { get }
+    /// Starts `batch` in `slot` (a slot whose previous batch was collected) without waiting.
+    func submit(_ batch: ForwardBatch, slot: Int) throws
+    /// Waits for the batch in `slot`; returns its logits (`[logitRows, vocabularySize]`), valid
+    /// until `slot` is submitted again.
+    func wait(slot: Int) throws -> UnsafeMutablePointer<Float>?
 }
 
 /// One worker holding the whole model: the serial case.
 public final class SerialRunner: ModelRunner, @unchecked Sendable {
     public let model: any DecoderModel
-    public let blocks: BlockAllocator
+    public let blocks: BlockManager
     public let context: ComputeContext
     let cache: KVCache
     let buffers = ActivationBuffers()
@@ -62,7 +41,7 @@ public final class SerialRunner: ModelRunner, @unchecked Sendable {
                 kvCacheType: DType = .f16) {
         self.model = model
         self.context = context
-        blocks = BlockAllocator(blockSize: blockSize, blockCount: blockCount)
+        blocks = BlockManager(blockSize: blockSize, blockCount: blockCount)
         cache = KVCache(layers: model.layerRange.count, blockSize: blockSize, kvDimension: model.kvDimensionPerRank,
                         blockCount: blockCount, elementType: kvCacheType)
     }
