@@ -95,7 +95,8 @@ public final class Checkpoint: @unchecked Sendable {
                                 blockSize: blockSize, blockCount: blockCount, kvCacheType: kvCacheType)
         }
         let grid = try ParallelGrid(configuration: configuration, tensorParallel: tensorParallel,
-                                    pipelineStages: pipelineStages, layersPerStage: layersPerStage)
+                                    pipelineStages: pipelineStages, layersPerStage: layersPerStage,
+                                    weightBlocks: ParallelGrid.WeightBlocks(weights(), configuration: configuration))
         return try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: threadsPerRank,
                                        weights: { self.weights() }, blockSize: blockSize, blockCount: blockCount,
                                        kvCacheType: kvCacheType, batchesInFlight: batchesInFlight, isa: isa)
