@@ -15,8 +15,11 @@ enum {
 };
 
 // Tokens at or above which weights go through the packed GEMM kernels instead of row-by-row dot
-// products (below it, packing panels costs more than it saves; measured on 1536x576).
-#define MM_GEMM_MIN_TOKENS 6
+// products (below it, packing panels costs more than it saves). Measured with the load-time packed
+// weights on a whole model's decode batches (energon bench-engine, SmolLM2 Q8_0, 1 thread, total
+// tok/s): with the switch at 6, 5 sequences 571 by rows but 6 sequences 396 and 8 sequences 466 by
+// GEMM; with it at 40, 6..32 sequences run 604..746 by rows, and 40 by GEMM (737) about equal.
+#define MM_GEMM_MIN_TOKENS 40
 #define MM_FLOAT_GEMM_MIN_TOKENS 12
 // Output rows per packed panel of the integer GEMM (one int32 lane per row in a zmm).
 #define MM_PANEL_ROWS 16

@@ -79,6 +79,9 @@ private func shapes(for dtype: DType) -> [Shape] {
         Shape(inputs: 4096 + 256, out: 7, tokens: 33),
         Shape(inputs: small, out: 4097, tokens: 1),
         Shape(inputs: 4096 + 256 + (dtype.blockSize == 256 ? 0 : 32), out: 33, tokens: 6),
+        // At and past the switch to the GEMM kernels (40 tokens for quantized weights).
+        Shape(inputs: 256, out: 33, tokens: 40),
+        Shape(inputs: small, out: 47, tokens: 64),
     ]
 }
 
