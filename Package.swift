@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "EnergonDistributed", targets: ["EnergonDistributed"]),
         .library(name: "EnergonModels", targets: ["EnergonModels"]),
         .library(name: "EnergonEngine", targets: ["EnergonEngine"]),
+        .library(name: "Energon", targets: ["Energon"]),
         .executable(name: "energon", targets: ["energon"]),
     ],
     traits: [
@@ -37,6 +38,8 @@ let package = Package(
         ]),
         .target(name: "EnergonModels", dependencies: ["EnergonCore", "EnergonCheckpoint", "EnergonTokenizers", "EnergonDistributed"]),
         .target(name: "EnergonEngine", dependencies: ["EnergonCore", "EnergonModels", "EnergonTokenizers"]),
+        .target(name: "Energon", dependencies: ["EnergonCore", "EnergonCheckpoint", "EnergonTokenizers",
+                                                "EnergonDistributed", "EnergonModels", "EnergonEngine"]),
         .executableTarget(
             name: "energon",
             dependencies: [
@@ -52,7 +55,7 @@ let package = Package(
         .testTarget(name: "EnergonTokenizersTests", dependencies: ["EnergonTokenizers", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "EnergonDistributedTests", dependencies: ["EnergonDistributed", "EnergonCore"]),
-        .testTarget(name: "EnergonEngineTests", dependencies: ["EnergonEngine", "EnergonModels", "EnergonCheckpoint", "EnergonTokenizers"]),
+        .testTarget(name: "EnergonEngineTests", dependencies: ["Energon", "EnergonEngine", "EnergonModels", "EnergonCheckpoint", "EnergonTokenizers"]),
         .testTarget(name: "EnergonModelsTests", dependencies: ["EnergonModels", "EnergonEngine", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
     ]

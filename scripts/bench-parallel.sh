@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 prompt=${PROMPT:-128}
 gen=${GEN:-32}
 reps=${REPS:-3}
-swift build -c release --product energon >&2
+swift build -c release ${SWIFT_TRAITS:+--traits $SWIFT_TRAITS} --product energon >&2
 energon=.build/release/energon
 
 find_model() {
