@@ -1,3 +1,4 @@
+import EnergonCheckpoint
 import EnergonCore
 import EnergonEngine
 import EnergonModels
@@ -100,10 +101,12 @@ import Testing
     }
 
     /// With F32 weights and an F32 KV cache nothing is quantized, so the split is exact up to
-    /// float summation order: the same greedy text and the same perplexity (to 1e-4). The F32
-    /// file is optional (llama.cpp's converter makes it; CI does not have it).
+    /// float summation order: the same greedy text and the same perplexity (to 1e-4). Where
+    /// llama.cpp's F32 conversion is not at hand (CI), the shipped Q4_1 file dequantized to F32
+    /// serves: its weights are then exact floats too.
     @Test func smolLM2F32SplitIsExact() throws {
-        guard let path = RealModelTests.find("SmolLM2-135M-Instruct.F32.gguf") else { return }
+        let path = try RealModelTests.find("SmolLM2-135M-Instruct.F32.gguf") ?? Self.dequantizedSmolLM2()
+        defer { if path.hasPrefix(NSTemporaryDirectory()) { try? FileManager.default.removeItem(atPath: path) } }
         let checkpoint = try Checkpoint.open(path: path)
         let serial = Generator(runner: try checkpoint.makeRunner(threadsPerRank: 2, contextLength: 256, kvCacheType: .f32),
                                tokenizer: checkpoint.tokenizer)
@@ -122,5 +125,23 @@ import Testing
         let (parallelPerplexity, _) = try Perplexity.compute(generator: parallel, tokens: tokens, context: 256, maxChunks: 1)
         #expect(abs(parallelPerplexity - serialPerplexity) / serialPerplexity <= 1e-4,
                 "tp 2 × pp 2: \(parallelPerplexity), serial: \(serialPerplexity)")
+    }
+
+    /// Writes SmolLM2 Q4_1 with every tensor dequantized to F32 (same metadata and tokenizer)
+    /// to a temporary file and returns its path.
+    static func dequantizedSmolLM2() throws -> String {
+        let source = try #require(RealModelTests.find("SmolLM2-135M-Instruct.Q4_1.gguf"), "run scripts/fetch_models.sh")
+        let file = try GGUFFile(path: source)
+        var writer = GGUFWriter()
+        for key in file.metadataOrder where key != "general.alignment" {
+            if let value = file.metadata[key] { writer.set(key, value) }
+        }
+        writer.set("general.file_type", .uint32(0))  // all F32
+        for info in file.tensors {
+            try writer.addTensor(name: info.name, shape: info.shape, floats: file.tensor(info).dequantized())
+        }
+        let path = NSTemporaryDirectory() + "energon-smollm2-q4_1-as-f32-\(ProcessInfo.processInfo.processIdentifier).gguf"
+        try writer.write(to: path)
+        return path
     }
 }
