@@ -87,8 +87,33 @@ public final class Checkpoint: @unchecked Sendable {
                            threadsPerRank: Int, isa: ISA = .best, contextLength: Int? = nil,
                            blockSize: Int = 16, kvCacheType: DType = .f16, batchesInFlight: Int? = nil,
                            cacheBlocks: Int? = nil) throws -> any ModelRunner {
+        try RunnerFactory.make(configuration: configuration, weights: { self.weights() }, tensorParallel: tensorParallel,
+                               pipelineStages: pipelineStages, layersPerStage: layersPerStage, threadsPerRank: threadsPerRank,
+                               isa: isa, contextLength: contextLength, blockSize: blockSize, kvCacheType: kvCacheType,
+                               batchesInFlight: batchesInFlight, cacheBlocks: cacheBlocks)
+    }
+}
+
+/// Builds the in-process runner for a model given by its configuration and weights (what
+/// `Checkpoint.makeRunner` does, for callers without a checkpoint), and the KV-cache geometry
+/// every runner of a run must share.
+public enum RunnerFactory {
+    /// Positions per block and blocks for `contextLength` positions (default: the model's, at
+    /// most 4096), at least `cacheBlocks` blocks.
+    public static func cacheGeometry(configuration: DecoderConfiguration, contextLength: Int?, blockSize: Int = 16,
+                                     cacheBlocks: Int? = nil) -> (blockSize: Int, blockCount: Int) {
         let length = max(1, min(contextLength ?? min(configuration.contextLength, 4096), configuration.contextLength))
-        let blockCount = max(cacheBlocks ?? 0, (length + blockSize - 1) / blockSize)
+        return (blockSize, max(cacheBlocks ?? 0, (length + blockSize - 1) / blockSize))
+    }
+
+    /// The serial runner at 1 × 1, else thread ranks of this process (see `Checkpoint.makeRunner`).
+    public static func make(configuration: DecoderConfiguration, weights: @escaping () -> WeightSource,
+                            tensorParallel: Int = 1, pipelineStages: Int = 1, layersPerStage: [Int]? = nil,
+                            threadsPerRank: Int, isa: ISA = .best, contextLength: Int? = nil, blockSize: Int = 16,
+                            kvCacheType: DType = .f16, batchesInFlight: Int? = nil,
+                            cacheBlocks: Int? = nil) throws -> any ModelRunner {
+        let (blockSize, blockCount) = cacheGeometry(configuration: configuration, contextLength: contextLength,
+                                                    blockSize: blockSize, cacheBlocks: cacheBlocks)
         if tensorParallel == 1 && pipelineStages == 1 {
             let model = try ModelRegistry.build(configuration: configuration, weights: weights())
             return SerialRunner(model: model, context: ComputeContext(threads: threadsPerRank, isa: isa),
@@ -98,7 +123,7 @@ public final class Checkpoint: @unchecked Sendable {
                                     pipelineStages: pipelineStages, layersPerStage: layersPerStage,
                                     weightBlocks: ParallelGrid.WeightBlocks(weights(), configuration: configuration))
         return try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: threadsPerRank,
-                                       weights: { self.weights() }, blockSize: blockSize, blockCount: blockCount,
+                                       weights: weights, blockSize: blockSize, blockCount: blockCount,
                                        kvCacheType: kvCacheType, batchesInFlight: batchesInFlight, isa: isa)
     }
 }

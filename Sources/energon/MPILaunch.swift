@@ -15,19 +15,12 @@ extension ModelOptions {
     /// job, then exits (0 after a clean shutdown; on an error it prints it, naming the rank,
     /// and aborts the whole job).
     func makeParallelRunner(checkpoint: Checkpoint, contextLength: Int?) throws -> any ModelRunner {
-        #if MPI
-        if MPIWorld.isLaunchedByMPIRun {
-            return try makeMPIRunner(configuration: checkpoint.configuration, weights: { checkpoint.weights() },
-                                     contextLength: contextLength)
-        }
-        #endif
-        return try checkpoint.makeRunner(tensorParallel: tp, pipelineStages: pp, layersPerStage: parsedStageLayers,
-                                         threadsPerRank: threads, isa: isa.flatMap(ISA.init(name:)) ?? .best,
-                                         contextLength: contextLength, kvCacheType: kvCacheType ?? .f16)
+        try makeParallelRunner(configuration: checkpoint.configuration, weights: { checkpoint.weights() },
+                               contextLength: contextLength)
     }
 
     /// `makeParallelRunner` for a model given by its configuration and weights (no tokenizer
-    /// needed), with the KV-cache geometry of `Checkpoint.makeRunner`.
+    /// needed), with the KV-cache geometry of `RunnerFactory` (as `Checkpoint.makeRunner`).
     func makeParallelRunner(configuration: DecoderConfiguration, weights: @escaping () -> WeightSource,
                             contextLength: Int?) throws -> any ModelRunner {
         #if MPI
@@ -35,24 +28,10 @@ extension ModelOptions {
             return try makeMPIRunner(configuration: configuration, weights: weights, contextLength: contextLength)
         }
         #endif
-        let (blockSize, blockCount) = cacheGeometry(configuration, contextLength: contextLength)
-        let isa = isa.flatMap(ISA.init(name:)) ?? .best
-        if tp == 1 && pp == 1 {
-            let model = try ModelRegistry.build(configuration: configuration, weights: weights())
-            return SerialRunner(model: model, context: ComputeContext(threads: threads, isa: isa), blockSize: blockSize,
-                                blockCount: blockCount, kvCacheType: kvCacheType ?? .f16)
-        }
-        let grid = try ParallelGrid(configuration: configuration, tensorParallel: tp, pipelineStages: pp,
-                                    layersPerStage: parsedStageLayers,
-                                    weightBlocks: ParallelGrid.WeightBlocks(weights(), configuration: configuration))
-        return try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: threads, weights: weights,
-                                       blockSize: blockSize, blockCount: blockCount, kvCacheType: kvCacheType ?? .f16)
-    }
-
-    /// Positions per KV block and blocks, as `Checkpoint.makeRunner` computes them.
-    private func cacheGeometry(_ configuration: DecoderConfiguration, contextLength: Int?) -> (blockSize: Int, blockCount: Int) {
-        let length = max(1, min(contextLength ?? min(configuration.contextLength, 4096), configuration.contextLength))
-        return (16, (length + 15) / 16)
+        return try RunnerFactory.make(configuration: configuration, weights: weights, tensorParallel: tp, pipelineStages: pp,
+                                      layersPerStage: parsedStageLayers, threadsPerRank: threads,
+                                      isa: isa.flatMap(ISA.init(name:)) ?? .best, contextLength: contextLength,
+                                      kvCacheType: kvCacheType ?? .f16)
     }
 
     #if MPI
@@ -60,7 +39,7 @@ extension ModelOptions {
                                contextLength: Int?) throws -> any ModelRunner {
         let isa = isa.flatMap(ISA.init(name:)) ?? .best
         // Computed alike on every rank from the same arguments (rank 0 checks it with each batch).
-        let (blockSize, blockCount) = cacheGeometry(configuration, contextLength: contextLength)
+        let (blockSize, blockCount) = RunnerFactory.cacheGeometry(configuration: configuration, contextLength: contextLength)
         let job: MPIJob
         do {
             job = try MPIJob(configuration: configuration, tensorParallel: tp, pipelineStages: pp,
