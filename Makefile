@@ -24,8 +24,10 @@ setup:
 models:
 	@scripts/fetch_models.sh >/dev/null
 
+# The same traits as `make test`, so the two commands share one release build (a binary with MPI
+# runs alone as well; `mpirun` spreads it over processes).
 build: setup
-	$(SWIFT) build -c release --product energon
+	$(SWIFT) build -c release --traits MPI --product energon
 
 run: build models
 	.build/release/energon generate --model $(DEFAULT_MODEL) --prompt "$(PROMPT)" --max-tokens 64
