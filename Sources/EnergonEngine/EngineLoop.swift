@@ -232,8 +232,6 @@ extension Engine {
         let vocabulary = runner.configuration.vocabularySize
         var row = 0
         var finished: [ServedSequence] = []
-        var sampled = 0
-        var samplingNanoseconds: UInt64 = 0
         for entry in entries {
             let sequence = entry.sequence
             sequence.processed += entry.tokens.count
@@ -242,9 +240,13 @@ extension Engine {
             if entry.samples, let logits {
                 let start = DispatchTime.now().uptimeNanoseconds
                 let (token, logprob) = sequence.sampler.sample(logits: logits + row * vocabulary, count: vocabulary)
-                samplingNanoseconds += DispatchTime.now().uptimeNanoseconds - start
+                let nanoseconds = DispatchTime.now().uptimeNanoseconds - start
                 row += 1
-                sampled += 1
+                // Counted before the stream can end, so a caller that saw it end sees the count.
+                state.withLock { state in
+                    state.statistics.generatedTokens += 1
+                    state.statistics.samplingSeconds += Double(nanoseconds) * 1e-9
+                }
                 if let reason = sequence.accept(token, logprob: logprob, eos: tokenizer.eosTokenIDs, contextLimit: contextLimit) {
                     finish(sequence, reason: reason)  // frees the blocks before the stream ends
                     finished.append(sequence)
@@ -257,10 +259,6 @@ extension Engine {
             }
         }
         lane.running.removeAll { sequence in finished.contains { $0 === sequence } }
-        state.withLock { state in
-            state.statistics.generatedTokens += sampled
-            state.statistics.samplingSeconds += Double(samplingNanoseconds) * 1e-9
-        }
     }
 
     /// Nothing could be scheduled and nothing is in flight: every lane is short of KV blocks.

@@ -94,7 +94,7 @@ struct BenchEngineCommand: ParsableCommand {
         switch scenario {
         case "throughput":
             for count in parsedConcurrency ?? [1] {
-                var seconds: [Double] = [], firstTokens: [Double] = []
+                var seconds: [Double] = [], firstTokens: [Double] = [], sampling = 0.0, batches = 0
                 for _ in 0..<repetitions {
                     let engine = Engine(runner: runner, tokenizer: checkpoint.tokenizer, configuration: .init(
                         maxBatchTokens: batchTokens, maxRunningSequences: max(count, 1), maxWaitingRequests: count + 1,
@@ -102,14 +102,18 @@ struct BenchEngineCommand: ParsableCommand {
                     let prompts = (0..<count).map { _ in randomTokens(promptTokens) }
                     let result = try serve(engine, prompts: prompts, maxTokens: genTokens)
                     engine.shutdownGracefully(timeout: 60)
+                    sampling += engine.statistics.samplingSeconds
+                    batches += engine.statistics.batches
                     seconds.append(result.seconds)
                     firstTokens.append(result.meanFirstToken)
                 }
                 let time = seconds.reduce(0, +) / Double(seconds.count)
                 let total = Double(count * (promptTokens + genTokens)) / time
                 let generated = Double(count * genTokens) / time
-                print(String(format: "%@ concurrency %3d: %.2f s, %.1f tokens/s total, %.1f generated tokens/s, TTFT %.0f ms",
-                             label, count, time, total, generated, firstTokens.reduce(0, +) / Double(firstTokens.count) * 1000))
+                print(String(format: "%@ concurrency %3d: %.2f s, %.1f tokens/s total, %.1f generated tokens/s, TTFT %.0f ms, "
+                             + "%d batches, sampling %.1f%% of the time",
+                             label, count, time, total, generated, firstTokens.reduce(0, +) / Double(firstTokens.count) * 1000,
+                             batches / repetitions, sampling / seconds.reduce(0, +) * 100))
                 if json {
                     printJSON(["scenario": "throughput", "model": options.model, "concurrency": count, "seconds": time,
                                "total_tokens_per_second": total, "generation_tokens_per_second": generated,
