@@ -161,8 +161,27 @@ final class FakeRunner: PipelinedModelRunner, @unchecked Sendable {
         #expect(runner.blocks.freeBlockCount == runner.blocks.blockCount, "every block returned")
         let statistics = engine.statistics
         #expect(statistics.generatedTokens == 12 * 10)
-        if blocks < 16 { #expect(statistics.preemptions > 0, "a 12-block cache must preempt") }
         if padded { #expect(statistics.paddingTokens > 0) } else { #expect(statistics.paddingTokens == 0) }
+    }
+
+    @Test(arguments: [1, 2])
+    func exhaustedBlocksPreemptAndRecompute(lanes: Int) async throws {
+        // Two one-token prompts growing to 41 positions each need 22 blocks; the cache has 12, so
+        // one sequence is preempted (blocks freed) and later recomputes, and both still get
+        // exactly their own continuation.
+        let runner = FakeRunner(configuration: try Self.configuration(), blockSize: 4, blockCount: 12, slots: lanes, budget: 64)
+        let engine = Engine(runner: runner, tokenizer: try Self.tokenizer(),
+                            configuration: .init(maxBatchTokens: 64, maxRunningSequences: 4))
+        defer { engine.shutdown() }
+        let prompts: [[Int32]] = [[1], [2]]
+        let streams = try prompts.map { try engine.submit(GenerationRequest(prompt: $0, maxTokens: 40, ignoreEOS: true)).stream }
+        for (prompt, stream) in zip(prompts, streams) {
+            let result = try await collect(stream)
+            #expect(result.tokens == FakeRunner.continuation(of: prompt, count: 40, vocabulary: Self.vocabulary))
+        }
+        #expect(engine.statistics.preemptions > 0, "22 blocks of demand on a 12-block cache")
+        #expect(runner.violations.isEmpty, "\(runner.violations.prefix(3))")
+        #expect(runner.blocks.freeBlockCount == runner.blocks.blockCount)
     }
 
     @Test func identicalPrefixesShareBlocksAndSkipTheirCompute() async throws {
