@@ -182,6 +182,9 @@ import Testing
         let engine = Engine(runner: try checkpoint.makeRunner(threadsPerRank: 1, contextLength: 64), tokenizer: checkpoint.tokenizer)
         defer { engine.shutdown() }
         #expect(throws: EngineError.invalidRequest("the prompt has no tokens")) { try engine.submit(GenerationRequest(prompt: [])) }
+        #expect(throws: EngineError.invalidRequest("token id 49152 is outside the vocabulary (0..<49152)")) {
+            try engine.submit(GenerationRequest(prompt: [1, 49152]))
+        }
         #expect(throws: EngineError.self) { try engine.submit(GenerationRequest(prompt: Array(repeating: 1, count: 100))) }
         #expect(throws: EngineError.self) {
             try engine.submit(GenerationRequest(prompt: [1], sampling: SamplingParameters(temperature: -1)))

@@ -77,4 +77,16 @@ import Testing
         let total = logits.map { exp(Double($0)) }.reduce(0, +)
         #expect(abs(Double(result.logprob) - (2.0 - log(total))) < 1e-5)
     }
+
+    @Test func logprobOfAnUntruncatedDrawIsTheLogSoftmaxAtTheTemperature() {
+        // No top-k/top-p/min-p: the draw comes from the whole distribution, unsorted.
+        var sampler = Sampler(parameters: SamplingParameters(temperature: 2, seed: 17))
+        for _ in 0..<20 {
+            var copy = logits
+            let result = copy.withUnsafeMutableBufferPointer { sampler.sample(logits: $0.baseAddress!, count: $0.count) }
+            let total = logits.map { exp(Double($0) / 2) }.reduce(0, +)
+            let expected = Double(logits[Int(result.token)]) / 2 - log(total)
+            #expect(abs(Double(result.logprob) - expected) < 1e-5, "token \(result.token)")
+        }
+    }
 }

@@ -141,18 +141,6 @@ public final class BlockManager: @unchecked Sendable {
         return index
     }
 
-    /// Drops every cached prefix (the blocks become plain free blocks).
-    public func clearPrefixCache() {
-        while oldest >= 0 {
-            let block = oldest
-            removeEvictable(block)
-            forget(block)
-            freeList.append(block)
-        }
-        registry.removeAll()
-        for index in keys.indices where keys[index] != nil { keys[index] = nil }
-    }
-
     // MARK: - Implementation
 
     private func takeBlock() -> Int32 {
