@@ -71,6 +71,17 @@ public final class FileMapping: @unchecked Sendable {
         }
     }
 
+    /// Drops the mapping's pages from this process's resident set (`MADV_DONTNEED`); they stay
+    /// in the page cache and come back on the next read. A loader calls it once a model is built:
+    /// weights copied to the layout the kernels read (`MatMul.prepare`) no longer need the
+    /// file's pages, and reads of neighbouring tensors (the kernel maps up to 64 KiB around each
+    /// fault) would otherwise leave scattered pages of them resident.
+    public func releaseResidentPages() {
+        #if os(Linux)
+        if isMapped { _ = madvise(UnsafeMutableRawPointer(mutating: base), count, MADV_DONTNEED) }
+        #endif
+    }
+
     /// The bytes as a buffer.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 

@@ -165,6 +165,9 @@ public final class SafetensorsFile: TensorStore, @unchecked Sendable {
         StoredTensorInfo(name: info.name, dtype: info.dtype, typeName: info.typeName, shape: info.shape, byteCount: info.byteCount, file: path)
     }
 
+    /// Drops the file pages from the resident set (`FileMapping.releaseResidentPages`).
+    public func releaseResidentPages() { mapping.releaseResidentPages() }
+
     /// A zero-copy tensor over `name`'s mapped data (the data may be only 8-byte aligned, or less:
     /// safetensors does not align tensors).
     /// - Throws: `.missingTensor`, or `.unsupported` for `U8`/`BOOL`/`F8` and other types without a `DType`.

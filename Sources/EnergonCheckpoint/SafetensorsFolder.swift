@@ -98,6 +98,9 @@ public final class SafetensorsFolder: TensorStore, @unchecked Sendable {
         owner[name].flatMap { files[$0].storedTensor(named: name) }
     }
 
+    /// Drops the file pages from the resident set (`FileMapping.releaseResidentPages`).
+    public func releaseResidentPages() { for file in files { file.releaseResidentPages() } }
+
     /// A zero-copy view of `name`'s data.
     public func tensor(named name: String) throws -> Tensor {
         guard let file = owner[name] else { throw CheckpointError.missingTensor(path: path, name: name) }

@@ -38,9 +38,14 @@ public protocol TensorStore: AnyObject, Sendable {
     /// A zero-copy view of `name`'s data.
     /// - Throws: `CheckpointError.missingTensor`, or `.unsupported` for a type with no `DType`.
     func tensor(named name: String) throws -> Tensor
+    /// Drops the store's file pages from the resident set (`FileMapping.releaseResidentPages`).
+    func releaseResidentPages()
 }
 
 extension GGUFFile: TensorStore {
+    /// Drops the file's pages from the resident set.
+    public func releaseResidentPages() { mapping.releaseResidentPages() }
+
     /// Every tensor, in file order.
     public var storedTensors: [StoredTensorInfo] {
         tensors.map { StoredTensorInfo(name: $0.name, dtype: $0.dtype, typeName: $0.dtype.name, shape: $0.shape, byteCount: $0.byteCount, file: path) }

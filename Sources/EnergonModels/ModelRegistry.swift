@@ -188,7 +188,9 @@ public enum ModelRegistry {
         guard let entry = encoderEntries[configuration.architecture] else {
             throw ModelError.unsupportedArchitecture(configuration.architecture, supported: supportedEncoderArchitectures)
         }
-        return try entry.build(configuration, weights, parallel)
+        let model = try entry.build(configuration, weights, parallel)
+        weights.store.releaseResidentPages()
+        return model
     }
 
     /// Builds the model for `configuration.architecture`.
@@ -197,7 +199,11 @@ public enum ModelRegistry {
         guard let entry = entries[configuration.architecture] else {
             throw ModelError.unsupportedArchitecture(configuration.architecture, supported: supportedArchitectures)
         }
-        return try entry.build(configuration, weights, parallel, layers)
+        let model = try entry.build(configuration, weights, parallel, layers)
+        // The weights now live in prepared copies (or are read back on demand): leave none of
+        // the file's pages resident.
+        weights.store.releaseResidentPages()
+        return model
     }
 }
 

@@ -132,12 +132,14 @@ struct BenchKernels: ParsableCommand {
         return best
     }
 
-    /// Read bandwidth over 1 GiB, split across the pool's threads.
+    /// Read bandwidth over 1 GiB, split across the pool's threads. The buffer lives where
+    /// weights do (an owned tensor: transparent huge pages), so the ratio compares like with like.
     static func readBandwidth(context: ComputeContext, seconds: Double) -> Double {
         let bytes = 1 << 30
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
-        defer { buffer.deallocate() }
-        buffer.initializeMemory(as: UInt8.self, repeating: 1, count: bytes)
+        let probe = Tensor(dtype: .f32, shape: [bytes / 4]) { raw, count in
+            raw.initializeMemory(as: UInt8.self, repeating: 1, count: count)
+        }
+        let buffer = probe.data
         let isa = context.isa
         let checksum = UnsafeMutablePointer<Double>.allocate(capacity: 64)
         defer { checksum.deallocate() }

@@ -155,6 +155,49 @@ struct MatMulPackedTests {
         #expect(MatMul.prepare(stored, isa: .avx2) === stored && MatMul.prepare(stored, isa: .portable) === stored)
     }
 
+    @Test("a weight of any other format in a file mapping comes back as a row-major copy: same bytes, same products")
+    func prepareCopiesMappedWeights() throws {
+        var generator = PackedTestGenerator(state: 0xC0B1)
+        // Sizes below and above a 2 MiB copy chunk (F32 rows of 2048 inputs: 256 rows per chunk).
+        for (dtype, out, inputs) in [(DType.f32, 300, 2048), (.f16, 33, 96), (.q6_K, 70, 512), (.q5_1, 17, 64)] {
+            let bytes = saneWeightBytes(dtype, out: out, inputs: inputs, generator: &generator)
+            try withMappedFile(bytes) { mapped in
+                let weight = Tensor(dtype: dtype, shape: [out, inputs], data: mapped, byteCount: bytes.count, owner: nil)
+                for isa in ISA.available {
+                    let copy = MatMul.prepare(weight, isa: isa)
+                    #expect(copy !== weight && copy.layout == .rowMajor && copy.data != weight.data, "\(dtype) \(isa)")
+                    #expect(Array(UnsafeRawBufferPointer(start: copy.data, count: copy.byteCount)) == bytes, "\(dtype) \(isa)")
+                    #expect(Int(bitPattern: copy.data) % 64 == 0)
+                    // A copy is the process's own: preparing it again changes nothing.
+                    #expect(MatMul.prepare(copy, isa: isa) === copy)
+                }
+                let input = (0..<(2 * inputs)).map { _ in Float.random(in: -1...1, using: &generator) }
+                let context = ComputeContext(threads: 2)
+                #expect(product(MatMul.prepare(weight), input, tokens: 2, context: context)
+                        == product(weight, input, tokens: 2, context: context), "\(dtype)")
+            }
+        }
+    }
+
+    @Test("owned storage is zeroed, 64-byte aligned and never shared, for small and huge-page sizes")
+    func ownedStorage() {
+        var tensors: [Tensor] = []
+        for (index, count) in [1, 3, 1000, 70_000, 3 << 20, 9 << 20, 17, 2 << 20, 5].enumerated() {
+            let tensor = Tensor(dtype: .f32, shape: [count]) { raw, bytes in
+                let floats = raw.assumingMemoryBound(to: Float.self)
+                #expect((0..<(bytes / 4)).allSatisfy { floats[$0] == 0 }, "\(count) floats start zeroed")
+                floats.update(repeating: Float(index + 1), count: bytes / 4)
+            }
+            #expect(Int(bitPattern: tensor.data) % 64 == 0)
+            tensors.append(tensor)
+        }
+        // Every tensor still holds only its own value: no two allocations overlap.
+        for (index, tensor) in tensors.enumerated() {
+            let floats = tensor.data.assumingMemoryBound(to: Float.self)
+            #expect((0..<tensor.elementCount).allSatisfy { floats[$0] == Float(index + 1) }, "tensor \(index)")
+        }
+    }
+
     @Test("the original pages of a file-mapped weight are released, and still read back from the file")
     func releasesMappedPages() throws {
         let dtype = DType.q4_1, out = 256, inputs = 2048
@@ -194,5 +237,46 @@ struct MatMulPackedTests {
         let scale = ReferenceMatMul.absoluteProducts(weight: tensor(dtype, out: out, inputs: inputs, bytes: bytes), input: input, tokens: 1)
         let output = product(packed, input, tokens: 1, context: context)
         for index in output.indices { #expect(abs(Double(output[index]) - Double(reference[index])) <= 1.2e-2 * scale[index] + 1e-6) }
+    }
+}
+
+/// Writes `bytes` to a temporary file and runs `body` on a private read-only mapping of it.
+private func withMappedFile(_ bytes: [UInt8], _ body: (UnsafeRawPointer) throws -> Void) throws {
+    let path = "/tmp/energon-mapped-test-\(getpid())-\(bytes.count).bin"
+    let descriptor = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+    try #require(descriptor >= 0)
+    defer {
+        close(descriptor)
+        unlink(path)
+    }
+    let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress!, $0.count) }  // invariant: non-empty
+    try #require(written == bytes.count)
+    let mapping = mmap(nil, bytes.count, PROT_READ, MAP_PRIVATE, descriptor, 0)
+    try #require(mapping != MAP_FAILED && mapping != nil)
+    defer { munmap(mapping, bytes.count) }
+    try body(UnsafeRawPointer(mapping!))  // invariant: checked above
+}
+
+/// Random weight bytes whose floats and block scales are all finite (`randomBlocks` sets only the
+/// scales at a block's start).
+private func saneWeightBytes(_ dtype: DType, out: Int, inputs: Int, generator: inout PackedTestGenerator) -> [UInt8] {
+    func half(_ generator: inout PackedTestGenerator) -> UInt16 { Float16(Float.random(in: -0.05...0.05, using: &generator)).bitPattern }
+    switch dtype {
+    case .f32:
+        return (0..<(out * inputs)).flatMap { _ in withUnsafeBytes(of: Float.random(in: -1...1, using: &generator).bitPattern) { Array($0) } }
+    case .f16:
+        return (0..<(out * inputs)).flatMap { _ in withUnsafeBytes(of: half(&generator)) { Array($0) } }
+    default:
+        var bytes = randomBlocks(dtype, out: out, inputs: inputs, generator: &generator)
+        // The other f16 fields: Q5_1's min (bytes 2-3), Q6_K's scale (its last two bytes).
+        let field = dtype == .q5_1 ? 2 : dtype == .q6_K ? dtype.blockBytes - 2 : nil
+        if let field {
+            for block in 0..<(bytes.count / dtype.blockBytes) {
+                let bits = half(&generator)
+                bytes[block * dtype.blockBytes + field] = UInt8(bits & 0xFF)
+                bytes[block * dtype.blockBytes + field + 1] = UInt8(bits >> 8)
+            }
+        }
+        return bytes
     }
 }

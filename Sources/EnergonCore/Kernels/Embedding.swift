@@ -23,9 +23,10 @@ public enum Embedding {
 
     /// `output[t] = table[ids[t]]`, dequantized to f32.
     ///
-    /// The table may be any `DType` (F32, F16, BF16 and every block format): each selected row is
-    /// decoded with `Quantization.dequantizeRow`, so a quantized vocabulary is never expanded as a
-    /// whole. Every id is checked before anything is written.
+    /// The table may be any `DType` (F32, F16, BF16 and every block format), row-major or
+    /// `MatMul.prepare`d (a tied LM head's copy): each selected row is decoded with
+    /// `Tensor.dequantizeRow`, so a quantized vocabulary is never expanded as a whole. Every id is
+    /// checked before anything is written.
     /// - Parameters:
     ///   - table: `[vocabulary, hidden]`.
     ///   - ids: `count` token ids.
@@ -42,11 +43,9 @@ public enum Embedding {
             throw EmbeddingError.tokenOutOfRange(Int(ids[index]), vocabulary)
         }
         let isa = context?.isa ?? .best
-        let dtype = table.dtype
         let body = { (range: Range<Int>) in
             for token in range {
-                Quantization.dequantizeRow(dtype, source: table.row(Int(ids[token])), destination: output + token * hidden,
-                                           count: hidden, isa: isa)
+                table.dequantizeRow(Int(ids[token]), into: output + token * hidden, isa: isa)
             }
         }
         if let context, count > 1, count * hidden >= parallelElements {

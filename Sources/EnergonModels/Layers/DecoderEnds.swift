@@ -24,18 +24,25 @@ public final class DecoderEnds: @unchecked Sendable {
     /// - Parameter makeNorm: builds the final norm from the source and its tensor name.
     public init(_ weights: WeightSource, configuration c: DecoderConfiguration, parallel: ParallelContext,
                 makeNorm: (WeightSource, String) throws -> any RowNorm) throws {
-        embedding = parallel.isFirstStage
-            ? try VocabParallelEmbedding(weights, "token_embd", vocabularySize: c.vocabularySize, hiddenSize: c.hiddenSize,
-                                         parallel: parallel)
-            : nil
+        let tied = !weights.contains("output.weight")
         if parallel.isLastStage {
             finalNorm = try makeNorm(weights, "output_norm")
-            let headName = weights.contains("output.weight") ? "output" : "token_embd"  // tied embeddings
-            lmHead = try ParallelLMHead(weights, headName, vocabularySize: c.vocabularySize, hiddenSize: c.hiddenSize,
-                                        parallel: parallel)
+            lmHead = try ParallelLMHead(weights, tied ? "token_embd" : "output", vocabularySize: c.vocabularySize,
+                                        hiddenSize: c.hiddenSize, parallel: parallel)
         } else {
             finalNorm = nil
             lmHead = nil
+        }
+        if !parallel.isFirstStage {
+            embedding = nil
+        } else if tied, let lmHead {
+            // One stage holds both ends of a tied model: look rows up in the head's prepared copy
+            // rather than keep the file's pages of the same matrix resident as well.
+            embedding = VocabParallelEmbedding(sharing: lmHead.weight, vocabularySize: c.vocabularySize,
+                                               hiddenSize: c.hiddenSize, parallel: parallel)
+        } else {
+            embedding = try VocabParallelEmbedding(weights, "token_embd", vocabularySize: c.vocabularySize,
+                                                   hiddenSize: c.hiddenSize, parallel: parallel)
         }
     }
 

@@ -27,6 +27,19 @@ public final class VocabParallelEmbedding: @unchecked Sendable {
         clock = CommunicationClock.shared.counter(parallel)
     }
 
+    /// Shares `table`, this rank's rows of a tied LM head's weight (`ParallelLMHead.weight`,
+    /// which may be `MatMul.prepare`d): lookups gather rows back from it.
+    public init(sharing table: Tensor, vocabularySize: Int, hiddenSize: Int, parallel: ParallelContext) {
+        let rows = TensorSplit.range(vocabularySize, rank: parallel.tensorRank, size: parallel.tensorSize)
+        precondition(table.shape == [rows.count, hiddenSize])  // invariant: the head was loaded with the same split
+        self.table = table
+        self.vocabularySize = vocabularySize
+        self.hiddenSize = hiddenSize
+        firstRow = rows.lowerBound
+        group = parallel.tensorGroup
+        clock = CommunicationClock.shared.counter(parallel)
+    }
+
     /// Writes the embeddings of `ids` into `output` (`[ids.count, hiddenSize]`).
     public func callAsFunction(_ ids: [Int32], output: UnsafeMutablePointer<Float>) throws {
         for id in ids where id < 0 || Int(id) >= vocabularySize {
@@ -43,7 +56,7 @@ public final class VocabParallelEmbedding: @unchecked Sendable {
             let local = Int(id) - firstRow
             let destination = output + t * hiddenSize
             if local >= 0 && local < rows {
-                Quantization.dequantizeRow(table.dtype, source: table.row(local), destination: destination, count: hiddenSize)
+                table.dequantizeRow(local, into: destination)
             } else {
                 destination.update(repeating: 0, count: hiddenSize)
             }
@@ -73,10 +86,13 @@ public final class ParallelLMHead: @unchecked Sendable {
     public init(_ source: WeightSource, _ name: String, vocabularySize: Int, hiddenSize: Int,
                 parallel: ParallelContext) throws {
         shards = TensorSplit.ranges(vocabularySize, parts: parallel.tensorSize)
-        weight = try source.tensor("\(name).weight", shape: [vocabularySize, hiddenSize], rows: shards[parallel.tensorRank])
-        if !MatMul.supports(weight.dtype) {
-            throw ModelError.unsupportedFormat(tensor: source.prefix + "\(name).weight", format: weight.dtype.name)
+        let stored = try source.tensor("\(name).weight", shape: [vocabularySize, hiddenSize], rows: shards[parallel.tensorRank])
+        if !MatMul.supports(stored.dtype) {
+            throw ModelError.unsupportedFormat(tensor: source.prefix + "\(name).weight", format: stored.dtype.name)
         }
+        // Every decode step streams the whole head (a fifth of SmolLM2's bytes), so it gets the
+        // fast layout too. A tied embedding keeps reading its rows from the checkpoint.
+        weight = MatMul.prepare(stored)
         self.vocabularySize = vocabularySize
         self.hiddenSize = hiddenSize
         group = parallel.tensorGroup
