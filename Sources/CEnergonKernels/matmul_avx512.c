@@ -260,9 +260,14 @@ mm512_rows_loop(const energon_matmul_job *job, size_t row_begin, size_t row_end,
         }                                                                                       \
         break;
 
-MM_AVX512 static void mm512_quantized_rows(const energon_matmul_job *job, size_t row_begin, size_t row_end) {
+MM_AVX512 static void mm512_quantized_rows(const energon_matmul_job *job, size_t all_begin, size_t all_end) {
     size_t stride = energon_matmul_quantized_row_bytes(job->in);
-    // Up to 4 tokens share each expanded weight group while it is in registers.
+    // Chunks of about 16 KiB of rows outside, token groups inside: a chunk comes from memory once
+    // and stays in L1 for every further 4 tokens (up to 4 tokens share each expanded weight group
+    // while it is in registers), so a batch of 8-39 tokens reads the weight from DRAM once.
+    size_t chunk = job->row_bytes >= 16384 ? 1 : 16384 / job->row_bytes;
+    for (size_t row_begin = all_begin; row_begin < all_end; row_begin += chunk) {
+    size_t row_end = all_end - row_begin < chunk ? all_end : row_begin + chunk;
     for (size_t t0 = 0; t0 < job->tokens; t0 += 4) {
         int count = (int)(job->tokens - t0 < 4 ? job->tokens - t0 : 4);
         mm_a32_row x[8];
@@ -280,6 +285,7 @@ MM_AVX512 static void mm512_quantized_rows(const energon_matmul_job *job, size_t
             MM_ROWS_FOR_FORMAT(MM_Q3_K)
         default: break;
         }
+    }
     }
 }
 
