@@ -15,10 +15,14 @@ enum {
 };
 
 // Tokens at or above which weights go through the packed GEMM kernels instead of row-by-row dot
-// products (below it, packing panels costs more than it saves). Measured with the load-time packed
-// weights on a whole model's decode batches (energon bench-engine, SmolLM2 Q8_0, 1 thread, total
-// tok/s): with the switch at 6, 5 sequences 571 by rows but 6 sequences 396 and 8 sequences 466 by
-// GEMM; with it at 40, 6..32 sequences run 604..746 by rows, and 40 by GEMM (737) about equal.
+// products (below it, packing panels costs more than it saves). First measured with the switch at
+// 6 and 40 on SmolLM2 Q8_0 decode batches (energon bench-engine, 1 thread: 6..32 sequences ran
+// 604..746 tok/s by rows, 40 by GEMM 737). Since the row kernels read each chunk of rows once for
+// all tokens (a weight leaves DRAM once per call), they stay ahead of the GEMM much longer for the
+// packed 4/8-bit formats; whole-model prefill of N tokens, SmolLM2, 1 thread, rows vs GEMM tok/s:
+// Q8_0 N=40 1718 vs 1330, 192 1688 vs 1566, 512 1413 vs 1367 (2 threads 2749 vs 2512); Q4_0 64
+// 1596 vs 1489, 128 1580 vs 1583, 256 1458 vs 1525; Q4_1 128 1659 vs 1557, 256 1604 vs 1531;
+// Gemma 3 Q4_K_M (Q4_K/Q5_0/Q6_K) GEMM ahead from 40 (1249 vs 1203). See mm_gemm_min_tokens.
 #define MM_GEMM_MIN_TOKENS 40
 #define MM_FLOAT_GEMM_MIN_TOKENS 12
 // Output rows per packed panel of the integer GEMM (one int32 lane per row in a zmm).
@@ -125,6 +129,18 @@ void mm_fill_split(uint8_t *row, size_t in);
 
 static inline uint32_t mm_packed_base(uint32_t dtype) { return dtype & ~ENERGON_MATMUL_PACKED; }
 static inline int mm_is_packed(uint32_t dtype) { return (dtype & ENERGON_MATMUL_PACKED) != 0; }
+
+/// The GEMM switch for weights of `dtype` (see MM_GEMM_MIN_TOKENS for the measurements; only the
+/// packed layouts were measured past 40).
+static inline size_t mm_gemm_min_tokens(uint32_t dtype) {
+    if (!mm_is_packed(dtype)) return MM_GEMM_MIN_TOKENS;
+    switch (mm_packed_base(dtype)) {
+    case MM_Q8_0: return 640;
+    case MM_Q4_1: return 384;
+    case MM_Q4_0: return 128;
+    default: return MM_GEMM_MIN_TOKENS;
+    }
+}
 /// Bytes of one block's quants for 16 rows.
 static inline size_t mm_packed_quant_bytes(uint32_t base) { return base == MM_Q8_0 ? 512 : base == MM_Q5_0 ? 320 : 256; }
 static inline size_t mm_packed_pair_bytes(uint32_t base) {

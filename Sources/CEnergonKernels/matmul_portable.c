@@ -305,7 +305,7 @@ void energon_matmul_quantize_rows(int isa, const float *input, size_t in, size_t
 
 int mm_uses_gemm(const energon_matmul_job *job) {
 #if defined(__x86_64__)
-    size_t threshold = energon_matmul_needs_quantized_input(job->dtype) ? MM_GEMM_MIN_TOKENS : MM_FLOAT_GEMM_MIN_TOKENS;
+    size_t threshold = energon_matmul_needs_quantized_input(job->dtype) ? mm_gemm_min_tokens(job->dtype) : MM_FLOAT_GEMM_MIN_TOKENS;
     return job->isa >= ENERGON_ISA_AVX512 && job->tokens >= threshold;
 #else
     (void)job;

@@ -95,6 +95,8 @@ struct BenchEngineCommand: ParsableCommand {
         case "throughput":
             for count in parsedConcurrency ?? [1] {
                 var seconds: [Double] = [], firstTokens: [Double] = [], sampling = 0.0, batches = 0
+                let pipeline = runner as? LocalParallelRunner
+                let activityBefore = pipeline?.stageActivity() ?? []
                 for _ in 0..<repetitions {
                     let engine = Engine(runner: runner, tokenizer: checkpoint.tokenizer, configuration: .init(
                         maxBatchTokens: batchTokens, maxRunningSequences: max(count, 1), maxWaitingRequests: count + 1,
@@ -114,8 +116,19 @@ struct BenchEngineCommand: ParsableCommand {
                              + "%d batches, sampling %.1f%% of the time",
                              label, count, time, total, generated, firstTokens.reduce(0, +) / Double(firstTokens.count) * 1000,
                              batches / repetitions, sampling / seconds.reduce(0, +) * 100))
+                // Each rank's share of the measured time computing / waiting for the previous stage / without work.
+                let wall = seconds.reduce(0, +)
+                let stages = zip(pipeline?.stageActivity() ?? [], activityBefore).map { $0.since($1) }
+                if !stages.isEmpty {
+                    print("  stages: " + stages.map { stage in
+                        String(format: "S%d.%d compute %.0f%% waiting %.0f%% idle %.0f%%", stage.stage, stage.tensorRank,
+                               stage.computeSeconds / wall * 100, stage.waitingSeconds / wall * 100, stage.idleSeconds / wall * 100)
+                    }.joined(separator: " | "))
+                }
                 if json {
                     printJSON(["scenario": "throughput", "model": options.model, "concurrency": count, "seconds": time,
+                               "stage_compute_fraction": stages.map { $0.computeSeconds / wall },
+                               "stage_waiting_fraction": stages.map { $0.waitingSeconds / wall },
                                "total_tokens_per_second": total, "generation_tokens_per_second": generated,
                                "tp": options.tp, "pp": options.pp, "threads": options.threads,
                                "batches_in_flight": batchesInFlight ?? 0, "padded": paddedBatches])

@@ -64,10 +64,12 @@ private let packableFormats: [DType] = [.q4_0, .q4_1, .q5_0, .q8_0, .q4_K]
 struct MatMulPackedTests {
     /// Output counts of issue #2 (around the 16-row groups and the 4-row grain), input counts
     /// with an even and an odd number of 32-blocks, and token counts on both sides of the
-    /// matvec/GEMM switch (MM_GEMM_MIN_TOKENS, 40).
+    /// matvec/GEMM switch (mm_gemm_min_tokens: 40 for Q5_0 and Q4_K, 128 for Q4_0, 384 for Q4_1,
+    /// 640 for Q8_0), and row chunks of several 4-token groups.
     static let cases: [(out: Int, inputs: Int, tokens: Int)] = [
         (1, 32, 1), (7, 96, 2), (31, 576, 1), (32, 64, 5), (33, 4096 + 32, 1), (255, 96, 3), (4097, 64, 1),
-        (33, 576, 6), (47, 96, 33), (64, 4096 + 32, 7), (47, 96, 40), (33, 576, 64),
+        (33, 576, 6), (47, 96, 33), (64, 4096 + 32, 7), (47, 96, 40), (33, 576, 64), (50, 96, 130), (33, 576, 390),
+        (17, 96, 641),
     ]
 
     // Packing itself is plain C: the tests pack with `isa: .avx512` (what `prepare` does on an

@@ -74,6 +74,9 @@ public final class LocalParallelRunner: PipelinedModelRunner, @unchecked Sendabl
             for (rank, worker) in workers[stage].enumerated() {
                 let previous = stage > 0 ? workers[stage - 1][rank] : nil
                 worker.enqueue { [timeout] in
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    var computing = start
+                    defer { worker.record(start: start, computing: computing) }
                     let buffers = worker.buffers[slot]
                     var incoming: UnsafePointer<Float>?
                     if let previous {
@@ -88,6 +91,7 @@ public final class LocalParallelRunner: PipelinedModelRunner, @unchecked Sendabl
                             return
                         }
                         incoming = pointer.map { UnsafePointer($0) }
+                        computing = DispatchTime.now().uptimeNanoseconds
                     }
                     let result = Result { () throws -> UnsafeMutablePointer<Float>? in
                         let logits = try DecoderRuntime.forward(worker.model, batch: batch, cache: worker.cache, buffers: buffers,
@@ -104,6 +108,13 @@ public final class LocalParallelRunner: PipelinedModelRunner, @unchecked Sendabl
                 }
             }
         }
+    }
+
+    /// Where every rank has spent its time since the runner was made, stage by stage: the
+    /// measure of how busy a pipeline keeps its stages (`energon bench-engine` prints it).
+    /// Take two readings and subtract them (`StageActivity.since`) to time one run.
+    public func stageActivity() -> [StageActivity] {
+        workers.flatMap { $0.map { $0.activity() } }
     }
 
     public func wait(slot: Int) throws -> UnsafeMutablePointer<Float>? {
@@ -127,6 +138,29 @@ public final class LocalParallelRunner: PipelinedModelRunner, @unchecked Sendabl
             throw firstError
         }
         return logits
+    }
+}
+
+/// Where one rank of a `LocalParallelRunner` spent its time: running its layers, waiting inside
+/// a job for the previous stage to hand the batch on, or without a job (the controller had not
+/// submitted the next batch yet).
+public struct StageActivity: Sendable, Equatable {
+    /// Pipeline stage and tensor-parallel rank.
+    public var stage: Int, tensorRank: Int
+    /// Jobs run (one per submitted batch).
+    public var jobs: Int
+    /// Seconds computing (its share of the layers, and the hand-off of the result).
+    public var computeSeconds: Double
+    /// Seconds inside a job waiting for the previous stage's activations.
+    public var waitingSeconds: Double
+    /// Seconds with no job queued.
+    public var idleSeconds: Double
+
+    /// The activity between an earlier reading `start` (of the same rank) and this one.
+    public func since(_ start: StageActivity) -> StageActivity {
+        StageActivity(stage: stage, tensorRank: tensorRank, jobs: jobs - start.jobs,
+                      computeSeconds: computeSeconds - start.computeSeconds,
+                      waitingSeconds: waitingSeconds - start.waitingSeconds, idleSeconds: idleSeconds - start.idleSeconds)
     }
 }
 
@@ -172,7 +206,28 @@ final class RankWorker: @unchecked Sendable {
         thread.start()
     }
 
+    private let computeNanoseconds = Atomic<UInt64>(0)
+    private let waitingNanoseconds = Atomic<UInt64>(0)
+    private let jobs = Atomic<Int>(0)
+
     deinit { queue.stop() }
+
+    /// Accounts one job that started at `start` and had its input from `computing` on (both
+    /// `DispatchTime` nanoseconds); called on this rank's thread when the job ends.
+    func record(start: UInt64, computing: UInt64) {
+        let end = DispatchTime.now().uptimeNanoseconds
+        waitingNanoseconds.add(computing - start, ordering: .relaxed)
+        computeNanoseconds.add(end - computing, ordering: .relaxed)
+        jobs.add(1, ordering: .relaxed)
+    }
+
+    /// This rank's totals so far.
+    func activity() -> StageActivity {
+        StageActivity(stage: parallel.pipelineStage, tensorRank: parallel.tensorRank, jobs: jobs.load(ordering: .relaxed),
+                      computeSeconds: Double(computeNanoseconds.load(ordering: .relaxed)) * 1e-9,
+                      waitingSeconds: Double(waitingNanoseconds.load(ordering: .relaxed)) * 1e-9,
+                      idleSeconds: Double(queue.idleNanoseconds.load(ordering: .relaxed)) * 1e-9)
+    }
 
     /// Runs `job` on this rank's thread after the jobs already queued.
     func enqueue(_ job: @escaping @Sendable () -> Void) { queue.push(job) }
@@ -215,9 +270,14 @@ private final class JobQueue: @unchecked Sendable {
         available.signal()
     }
 
+    /// Time the thread spent with no job to run.
+    let idleNanoseconds = Atomic<UInt64>(0)
+
     func loop() {
         while true {
+            let start = DispatchTime.now().uptimeNanoseconds
             available.wait()
+            idleNanoseconds.add(DispatchTime.now().uptimeNanoseconds - start, ordering: .relaxed)
             if stopping.load(ordering: .acquiring) { return }
             let job = jobs.withLock { $0.isEmpty ? nil : $0.removeFirst() }
             job?()
