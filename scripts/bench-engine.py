@@ -10,7 +10,7 @@ quantity. The two run back to back per concurrency (interleaved), so drift hits 
 Then Energon alone: pp 2 (1 thread per stage) with the non-blocking pipeline, with one batch in
 flight, and pp 1 with 1 thread; ragged against padded prefill; the prefix cache's TTFT.
 
-    python3 scripts/bench-engine.py [--model M.gguf] [--threads 2] [--concurrency 1,4,8,16]
+    python3 scripts/bench-engine.py [--model M.gguf] [--threads 2] [--concurrency 1,4,8,16] [--skip-llama]
 
 Needs llama.cpp's tools (../shared/tools/llamacpp-anchor.sh) and a release build of energon.
 """
@@ -54,6 +54,7 @@ def main():
     parser.add_argument("--concurrency", default="1,4,8,16")
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--gen-tokens", type=int, default=128)
+    parser.add_argument("--skip-llama", action="store_true", help="only Energon's pipeline, ragged and prefix figures")
     a = parser.parse_args()
     bin_dir = anchor_bin()
     name = os.path.basename(a.model)
@@ -61,7 +62,7 @@ def main():
     print(f"model {name}, {a.threads} threads, load average before: {load}\n")
     print("| concurrency | llama.cpp S (tok/s) | Energon (tok/s) | ratio | llama.cpp S_TG | Energon generated tok/s |")
     print("|--:|--:|--:|--:|--:|--:|")
-    for n in [int(x) for x in a.concurrency.split(",")]:
+    for n in [] if a.skip_llama else [int(x) for x in a.concurrency.split(",")]:
         total, tg = llama_batched(bin_dir, a.model, a.threads, n, a.prompt_tokens, a.gen_tokens)
         row = energon(["--model", a.model, "--threads", str(a.threads), "--concurrency", str(n),
                        "--prompt-tokens", str(a.prompt_tokens), "--gen-tokens", str(a.gen_tokens)])[0]
@@ -69,16 +70,25 @@ def main():
               f"| {tg:.1f} | {row['generation_tokens_per_second']:.1f} |", flush=True)
 
     print("\nPipeline (Energon, total tokens/s):\n")
-    print("| concurrency | pp 1, 1 thread | pp 2, one batch in flight | pp 2, non-blocking | non-blocking / pp 1 |")
-    print("|--:|--:|--:|--:|--:|")
+    print("| concurrency | pp 1, 1 thread | pp 2, one batch in flight | pp 2, non-blocking | non-blocking / pp 1 "
+          "| stages computing (one in flight → non-blocking) | pp 1, 2 threads (same cores, one pool) |")
+    print("|--:|--:|--:|--:|--:|--:|--:|")
     common = ["--model", a.model, "--concurrency", a.concurrency, "--prompt-tokens", str(a.prompt_tokens),
               "--gen-tokens", str(a.gen_tokens)]
-    serial = {r["concurrency"]: r["total_tokens_per_second"] for r in energon(common + ["--threads", "1"])}
-    blocking = {r["concurrency"]: r["total_tokens_per_second"]
-                for r in energon(common + ["--threads", "1", "--pp", "2", "--batches-in-flight", "1"])}
-    flowing = {r["concurrency"]: r["total_tokens_per_second"] for r in energon(common + ["--threads", "1", "--pp", "2"])}
+    serial = {r["concurrency"]: r for r in energon(common + ["--threads", "1"])}
+    blocking = {r["concurrency"]: r for r in energon(common + ["--threads", "1", "--pp", "2", "--batches-in-flight", "1"])}
+    flowing = {r["concurrency"]: r for r in energon(common + ["--threads", "1", "--pp", "2"])}
+    pooled = {r["concurrency"]: r for r in energon(common + ["--threads", "2"])}
+
+    def busy(row):
+        return "/".join(f"{100 * f:.0f}%" for f in row.get("stage_compute_fraction", []))
+
     for n in serial:
-        print(f"| {n} | {serial[n]:.1f} | {blocking[n]:.1f} | {flowing[n]:.1f} | **{flowing[n] / serial[n]:.2f}×** |")
+        rate = {k: table[n]["total_tokens_per_second"] for k, table in
+                (("serial", serial), ("blocking", blocking), ("flowing", flowing), ("pooled", pooled))}
+        print(f"| {n} | {rate['serial']:.1f} | {rate['blocking']:.1f} | {rate['flowing']:.1f} "
+              f"| **{rate['flowing'] / rate['serial']:.2f}×** | {busy(blocking[n])} → {busy(flowing[n])} "
+              f"| {rate['pooled']:.1f} ({rate['pooled'] / rate['serial']:.2f}×) |")
 
     ragged = energon(["--model", a.model, "--threads", str(a.threads), "--scenario", "ragged", "--repetitions", "2"])[0]
     print(f"\nRagged vs padded prefill of 8 prompts (16..512 tokens, {ragged['real_tokens']} real tokens): ragged "
