@@ -46,6 +46,67 @@ import Testing
         }
     }
 
+    @Test("a rank's failure reaches the controller, and the runner refuses work after it")
+    func failureMakesTheRunnerUnusable() throws {
+        let file = try GGUFFile(path: TinyModelTests.fixtures.appendingPathComponent("tiny-llama.gguf").path)
+        let configuration = try ModelRegistry.configuration(architecture: "llama", metadata: file.metadata,
+                                                            vocabularySize: 128, source: "tiny-llama")
+        let grid = try ParallelGrid(configuration: configuration, tensorParallel: 2, pipelineStages: 2)
+        let runner = try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: 1,
+                                             weights: { WeightSource(gguf: file) }, blockSize: 4, blockCount: 8)
+        var table: [Int32] = []
+        try runner.blocks.ensureCapacity(&table, positions: 3)
+        let good = ForwardBatch(sequences: [(tokens: [1, 2, 3], startPosition: 0, blockTable: table)])
+        #expect(try runner.forward(good) != nil)
+        // Stage 0 cannot embed token 500 of a 128-token vocabulary: its error, not a timeout,
+        // comes back through stage 1 to the controller.
+        let bad = ForwardBatch(sequences: [(tokens: [1, 500, 3], startPosition: 0, blockTable: table)])
+        do {
+            _ = try runner.forward(bad)
+            Issue.record("an out-of-vocabulary token must fail the forward pass")
+        } catch {
+            #expect("\(error)".contains("500"), "\(error)")
+        }
+        do {
+            try runner.submit(good, slot: 0)
+            Issue.record("a runner whose rank failed must refuse new batches")
+        } catch let error as ParallelRunnerError {
+            #expect("\(error)".contains("500"), "the refusal names the first failure: \(error)")
+        }
+    }
+
+    @Test("stage activity counts every job and splits each rank's time")
+    func stageActivityAccountsForTheRun() throws {
+        let file = try GGUFFile(path: TinyModelTests.fixtures.appendingPathComponent("tiny-llama.gguf").path)
+        let configuration = try ModelRegistry.configuration(architecture: "llama", metadata: file.metadata,
+                                                            vocabularySize: 128, source: "tiny-llama")
+        let grid = try ParallelGrid(configuration: configuration, tensorParallel: 1, pipelineStages: 2)
+        let runner = try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: 1,
+                                             weights: { WeightSource(gguf: file) }, blockSize: 4, blockCount: 16)
+        let before = runner.stageActivity()
+        #expect(before.map(\.stage) == [0, 1] && before.allSatisfy { $0.jobs == 0 })
+        let start = Date()
+        var tables: [[Int32]] = [[], []]
+        for index in tables.indices { try runner.blocks.ensureCapacity(&tables[index], positions: 20) }
+        // Two lanes in flight, 10 steps each.
+        for step in 0..<10 {
+            for slot in 0..<2 {
+                try runner.submit(ForwardBatch(sequences: [(tokens: [Int32(step + 1)], startPosition: step, blockTable: tables[slot])]),
+                                  slot: slot)
+            }
+            for slot in 0..<2 { #expect(try runner.wait(slot: slot) != nil) }
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        let activity = zip(runner.stageActivity(), before).map { $0.since($1) }
+        for stage in activity {
+            #expect(stage.jobs == 20, "stage \(stage.stage)")
+            #expect(stage.computeSeconds > 0 && stage.waitingSeconds >= 0 && stage.idleSeconds >= 0)
+            // Compute and waiting happen inside jobs, idle between them: together no more than the run.
+            #expect(stage.computeSeconds + stage.waitingSeconds <= elapsed + 0.05, "stage \(stage.stage)")
+        }
+        #expect(activity[0].waitingSeconds == 0, "the first stage never waits for a previous one")
+    }
+
     @Test func impossibleGridsAreRefusedWithWhatWouldWork() throws {
         let file = try GGUFFile(path: TinyModelTests.fixtures.appendingPathComponent("tiny-llama.gguf").path)
         let configuration = try ModelRegistry.configuration(architecture: "llama", metadata: file.metadata,
