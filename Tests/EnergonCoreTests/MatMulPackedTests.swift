@@ -205,40 +205,29 @@ struct MatMulPackedTests {
         let dtype = DType.q4_1, out = 256, inputs = 2048
         var generator = PackedTestGenerator(state: 0xF11E)
         let bytes = randomBlocks(dtype, out: out, inputs: inputs, generator: &generator)
-        let path = "/tmp/energon-packed-test-\(getpid()).bin"
-        let descriptor = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
-        try #require(descriptor >= 0)
-        defer {
-            close(descriptor)
-            unlink(path)
+        try withMappedFile(bytes) { mapped in
+            var checksum = 0
+            for index in stride(from: 0, to: bytes.count, by: 64) { checksum &+= Int(mapped.load(fromByteOffset: index, as: UInt8.self)) }
+            let weight = Tensor(dtype: dtype, shape: [out, inputs], data: mapped, byteCount: bytes.count, owner: nil)
+            let packed = MatMul.prepare(weight, isa: .avx512)
+            // The mapping still reads the file's bytes after its pages were dropped.
+            #expect(Array(UnsafeRawBufferPointer(start: mapped, count: bytes.count)) == bytes)
+            #expect(checksum > 0)
+            // A second release of the (re-read) mapping drops whole pages; anonymous memory is kept.
+            #expect(energon_release_mapped_pages(mapped, bytes.count) >= bytes.count - 8192)
+            let anonymous = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+            defer { anonymous.deallocate() }
+            anonymous.initializeMemory(as: UInt8.self, repeating: 7, count: 1 << 20)
+            #expect(energon_release_mapped_pages(anonymous, 1 << 20) == 0)
+            #expect(anonymous.load(fromByteOffset: 4096 * 100, as: UInt8.self) == 7)
+            // And the packed copy computes the same product as the stored weight.
+            let input = (0..<inputs).map { _ in Float.random(in: -1...1, using: &generator) }
+            let context = ComputeContext(threads: 2)
+            let reference = ReferenceMatMul.compute(weight: tensor(dtype, out: out, inputs: inputs, bytes: bytes), input: input, tokens: 1)
+            let scale = ReferenceMatMul.absoluteProducts(weight: tensor(dtype, out: out, inputs: inputs, bytes: bytes), input: input, tokens: 1)
+            let output = product(packed, input, tokens: 1, context: context)
+            for index in output.indices { #expect(abs(Double(output[index]) - Double(reference[index])) <= 1.2e-2 * scale[index] + 1e-6) }
         }
-        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress!, $0.count) }  // invariant: non-empty
-        try #require(written == bytes.count)
-        let mapping = mmap(nil, bytes.count, PROT_READ, MAP_PRIVATE, descriptor, 0)
-        try #require(mapping != MAP_FAILED && mapping != nil)
-        defer { munmap(mapping, bytes.count) }
-        let mapped = UnsafeRawPointer(mapping!)  // invariant: checked above
-        var checksum = 0
-        for index in stride(from: 0, to: bytes.count, by: 64) { checksum &+= Int(mapped.load(fromByteOffset: index, as: UInt8.self)) }
-        let weight = Tensor(dtype: dtype, shape: [out, inputs], data: mapped, byteCount: bytes.count, owner: nil)
-        let packed = MatMul.prepare(weight, isa: .avx512)
-        // The mapping still reads the file's bytes after its pages were dropped.
-        #expect(Array(UnsafeRawBufferPointer(start: mapped, count: bytes.count)) == bytes)
-        #expect(checksum > 0)
-        // A second release of the (re-read) mapping drops whole pages; anonymous memory is kept.
-        #expect(energon_release_mapped_pages(mapped, bytes.count) >= bytes.count - 8192)
-        let anonymous = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        defer { anonymous.deallocate() }
-        anonymous.initializeMemory(as: UInt8.self, repeating: 7, count: 1 << 20)
-        #expect(energon_release_mapped_pages(anonymous, 1 << 20) == 0)
-        #expect(anonymous.load(fromByteOffset: 4096 * 100, as: UInt8.self) == 7)
-        // And the packed copy computes the same product as the stored weight.
-        let input = (0..<inputs).map { _ in Float.random(in: -1...1, using: &generator) }
-        let context = ComputeContext(threads: 2)
-        let reference = ReferenceMatMul.compute(weight: tensor(dtype, out: out, inputs: inputs, bytes: bytes), input: input, tokens: 1)
-        let scale = ReferenceMatMul.absoluteProducts(weight: tensor(dtype, out: out, inputs: inputs, bytes: bytes), input: input, tokens: 1)
-        let output = product(packed, input, tokens: 1, context: context)
-        for index in output.indices { #expect(abs(Double(output[index]) - Double(reference[index])) <= 1.2e-2 * scale[index] + 1e-6) }
     }
 }
 
