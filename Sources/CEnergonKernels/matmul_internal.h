@@ -66,11 +66,43 @@ static inline float mm_bf16_to_float(uint16_t h) {
     return f;
 }
 
+// Inline (not in a .c file): the row kernels call these once per block inside loops specialized
+// per format, where they fold to constants. Out of line, the call in the K-quant super-block loop
+// spilled the accumulators to the stack every iteration (a store-to-load round trip on the
+// loop-carried chain): Q6_K matvec 28 -> see BENCHMARKS.
+
 /// Elements per "group" of a quantized format: its block, or its super-block for K-quants.
-size_t mm_group_size(uint32_t dtype);
-size_t mm_group_bytes(uint32_t dtype);
+static inline size_t mm_group_size(uint32_t dtype) {
+    switch (dtype) {
+    case MM_Q4_0: case MM_Q4_1: case MM_Q5_0: case MM_Q5_1: case MM_Q8_0: return 32;
+    case MM_Q2_K: case MM_Q3_K: case MM_Q4_K: case MM_Q5_K: case MM_Q6_K: return 256;
+    default: return 1;
+    }
+}
+
+/// Bytes of one group (block or super-block); for float formats, of one element; 0 if unknown.
+static inline size_t mm_group_bytes(uint32_t dtype) {
+    switch (dtype) {
+    case MM_Q4_0: return 18;
+    case MM_Q4_1: return 20;
+    case MM_Q5_0: return 22;
+    case MM_Q5_1: return 24;
+    case MM_Q8_0: return 34;
+    case MM_Q2_K: return 84;
+    case MM_Q3_K: return 110;
+    case MM_Q4_K: return 144;
+    case MM_Q5_K: return 176;
+    case MM_Q6_K: return 210;
+    case MM_F32: return 4;
+    case MM_F16: case MM_BF16: return 2;
+    default: return 0;
+    }
+}
+
 /// Whether a format's scales change every 16 elements (Q6_K, Q3_K, Q2_K) instead of every 32.
-int mm_has_scale_per_16(uint32_t dtype);
+static inline int mm_has_scale_per_16(uint32_t dtype) {
+    return dtype == MM_Q6_K || dtype == MM_Q3_K || dtype == MM_Q2_K;
+}
 
 /// Expands group `group` of a quantized weight row into unsigned values u[group size] and one
 /// (scale, offset) pair per 16 elements so that weight[i] = scale[i/16] * u[i] + offset[i/16].

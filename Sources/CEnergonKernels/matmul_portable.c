@@ -7,36 +7,6 @@
 // ---------------------------------------------------------------------------------------------
 // Format facts
 
-size_t mm_group_size(uint32_t dtype) {
-    switch (dtype) {
-    case MM_Q4_0: case MM_Q4_1: case MM_Q5_0: case MM_Q5_1: case MM_Q8_0: return 32;
-    case MM_Q2_K: case MM_Q3_K: case MM_Q4_K: case MM_Q5_K: case MM_Q6_K: return 256;
-    default: return 1;
-    }
-}
-
-size_t mm_group_bytes(uint32_t dtype) {
-    switch (dtype) {
-    case MM_Q4_0: return 18;
-    case MM_Q4_1: return 20;
-    case MM_Q5_0: return 22;
-    case MM_Q5_1: return 24;
-    case MM_Q8_0: return 34;
-    case MM_Q2_K: return 84;
-    case MM_Q3_K: return 110;
-    case MM_Q4_K: return 144;
-    case MM_Q5_K: return 176;
-    case MM_Q6_K: return 210;
-    case MM_F32: return 4;
-    case MM_F16: case MM_BF16: return 2;
-    default: return 0;
-    }
-}
-
-int mm_has_scale_per_16(uint32_t dtype) {
-    return dtype == MM_Q6_K || dtype == MM_Q3_K || dtype == MM_Q2_K;
-}
-
 int energon_matmul_supports(uint32_t dtype) {
     if (mm_is_packed(dtype)) return energon_matmul_packable(mm_packed_base(dtype));
     return mm_group_bytes(dtype) != 0;
