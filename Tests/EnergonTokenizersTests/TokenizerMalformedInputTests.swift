@@ -84,7 +84,7 @@ import Testing
     }
 
     static let brokenJSON: [(String, String, String)] = [
-        ("not JSON", "{\"model\": ", "malformed JSON"),
+        ("not JSON", "{\"model\": ", "malformed JSON (unexpected end of input at byte 10)"),
         ("not an object", "[1, 2]", "`` is not an object"),
         ("vocab missing", #"{"model": {"type": "BPE", "merges": []}}"#, "`model.vocab` is not an object"),
         ("bad id", #"{"model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}}"#, "`model.vocab` maps `a`"),
