@@ -49,6 +49,10 @@ struct BenchEngineCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object per measurement.")
     var json = false
 
+    @Flag(name: .long, help: ArgumentHelp("Print each sequence's generated token ids (throughput, first repetition).",
+                                          visibility: .hidden))
+    var printOutputs = false
+
     func validate() throws {
         guard ["throughput", "ragged", "prefix"].contains(scenario) else {
             throw ValidationError("--scenario must be throughput, ragged or prefix, got \(scenario)")
@@ -75,11 +79,11 @@ struct BenchEngineCommand: ParsableCommand {
         let blocks = (maxConcurrency + 2) * ((perSequence + 15) / 16 + 1)
         let runner: any ModelRunner
         do {
-            runner = try checkpoint.makeRunner(
-                tensorParallel: options.tp, pipelineStages: options.pp, layersPerStage: options.parsedStageLayers,
-                threadsPerRank: options.threads, isa: options.isa.flatMap(ISA.init(name:)) ?? .best,
-                contextLength: max(perSequence, 16), kvCacheType: options.kvCacheType ?? .f16,
-                batchesInFlight: batchesInFlight, cacheBlocks: blocks)
+            // In process, or over the processes of an MPI job (`mpirun -np tp×pp`; the other
+            // ranks serve forward passes inside this call and never return from it).
+            runner = try options.makeParallelRunner(checkpoint: checkpoint, contextLength: max(perSequence, 16),
+                                                    batchesInFlight: batchesInFlight ?? (options.pp > 1 ? options.pp : nil),
+                                                    cacheBlocks: blocks)
         } catch let error as ParallelGridError {
             throw ValidationError("\(error)")
         }
@@ -103,6 +107,11 @@ struct BenchEngineCommand: ParsableCommand {
                         batchesInFlight: batchesInFlight, prefixCaching: false, paddedBatches: paddedBatches))
                     let prompts = (0..<count).map { _ in randomTokens(promptTokens) }
                     let result = try serve(engine, prompts: prompts, maxTokens: genTokens)
+                    if printOutputs && seconds.isEmpty {
+                        for (index, tokens) in result.outputs.enumerated() {
+                            printJSON(["sequence": index, "tokens": tokens.map(Int.init)])
+                        }
+                    }
                     engine.shutdownGracefully(timeout: 60)
                     sampling += engine.statistics.samplingSeconds
                     batches += engine.statistics.batches
@@ -187,24 +196,29 @@ struct BenchEngineCommand: ParsableCommand {
 
     /// Submits every prompt at once and waits for all streams; returns the wall time and the
     /// mean time to first token.
-    private func serve(_ engine: Engine, prompts: [[Int32]], maxTokens: Int) throws -> (seconds: Double, meanFirstToken: Double) {
+    private func serve(_ engine: Engine, prompts: [[Int32]], maxTokens: Int) throws
+        -> (seconds: Double, meanFirstToken: Double, outputs: [[Int32]]) {
         let start = monotonicClock()
         let streams = try prompts.map {
             try engine.submit(GenerationRequest(prompt: $0, maxTokens: maxTokens, ignoreEOS: true)).stream
         }
         let done = DispatchSemaphore(value: 0)
-        let outcome = Outcome()
+        let outcome = Outcome(count: streams.count)
         Task.detached {
             do {
-                try await withThrowingTaskGroup(of: Double.self) { group in
-                    for stream in streams {
+                try await withThrowingTaskGroup(of: (Int, Double, [Int32]).self) { group in
+                    for (index, stream) in streams.enumerated() {
                         group.addTask {
                             var first = 0.0
-                            for try await _ in stream where first == 0 { first = monotonicClock() - start }
-                            return first
+                            var tokens: [Int32] = []
+                            for try await generated in stream {
+                                if first == 0 { first = monotonicClock() - start }
+                                tokens.append(generated.token)
+                            }
+                            return (index, first, tokens)
                         }
                     }
-                    for try await first in group { outcome.add(first) }
+                    for try await (index, first, tokens) in group { outcome.add(first, tokens: tokens, at: index) }
                 }
             } catch {
                 outcome.fail(error)
@@ -213,9 +227,9 @@ struct BenchEngineCommand: ParsableCommand {
         }
         guard done.wait(timeout: .now() + 3600) == .success else { throw EngineError.modelFailed("benchmark timed out") }
         let seconds = monotonicClock() - start
-        let (firsts, error) = outcome.result
+        let (firsts, outputs, error) = outcome.result
         if let error { throw error }
-        return (seconds, firsts.reduce(0, +) / Double(max(1, firsts.count)))
+        return (seconds, firsts.reduce(0, +) / Double(max(1, firsts.count)), outputs)
     }
 
     private func printJSON(_ object: [String: Any]) {
@@ -230,9 +244,17 @@ struct BenchEngineCommand: ParsableCommand {
 private final class Outcome: @unchecked Sendable {
     private let lock = NSLock()
     private var firsts: [Double] = []
+    private var outputs: [[Int32]]
     private var error: (any Error)?
 
-    func add(_ first: Double) { lock.withLock { firsts.append(first) } }
+    init(count: Int) { outputs = Array(repeating: [], count: count) }
+
+    func add(_ first: Double, tokens: [Int32], at index: Int) {
+        lock.withLock {
+            firsts.append(first)
+            outputs[index] = tokens
+        }
+    }
     func fail(_ error: any Error) { lock.withLock { self.error = error } }
-    var result: ([Double], (any Error)?) { lock.withLock { (firsts, error) } }
+    var result: ([Double], [[Int32]], (any Error)?) { lock.withLock { (firsts, outputs, error) } }
 }

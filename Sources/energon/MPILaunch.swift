@@ -14,32 +14,40 @@ extension ModelOptions {
     /// MPI rank but 0 this never returns: the rank serves forward passes until rank 0 ends the
     /// job, then exits (0 after a clean shutdown; on an error it prints it, naming the rank,
     /// and aborts the whole job).
-    func makeParallelRunner(checkpoint: Checkpoint, contextLength: Int?) throws -> any ModelRunner {
+    /// - Parameters:
+    ///   - batchesInFlight: batches a pipeline holds at once (in process: default one per stage;
+    ///     over MPI: default 1, blocking); an engine passes its lanes.
+    ///   - cacheBlocks: KV-cache blocks (default: enough for `contextLength`).
+    func makeParallelRunner(checkpoint: Checkpoint, contextLength: Int?, batchesInFlight: Int? = nil,
+                            cacheBlocks: Int? = nil) throws -> any ModelRunner {
         try makeParallelRunner(configuration: checkpoint.configuration, weights: { checkpoint.weights() },
-                               contextLength: contextLength)
+                               contextLength: contextLength, batchesInFlight: batchesInFlight, cacheBlocks: cacheBlocks)
     }
 
     /// `makeParallelRunner` for a model given by its configuration and weights (no tokenizer
     /// needed), with the KV-cache geometry of `RunnerFactory` (as `Checkpoint.makeRunner`).
     func makeParallelRunner(configuration: DecoderConfiguration, weights: @escaping () -> WeightSource,
-                            contextLength: Int?) throws -> any ModelRunner {
+                            contextLength: Int?, batchesInFlight: Int? = nil, cacheBlocks: Int? = nil) throws -> any ModelRunner {
         #if MPI
         if MPIWorld.isLaunchedByMPIRun {
-            return try makeMPIRunner(configuration: configuration, weights: weights, contextLength: contextLength)
+            return try makeMPIRunner(configuration: configuration, weights: weights, contextLength: contextLength,
+                                     batchesInFlight: batchesInFlight, cacheBlocks: cacheBlocks)
         }
         #endif
         return try RunnerFactory.make(configuration: configuration, weights: weights, tensorParallel: tp, pipelineStages: pp,
                                       layersPerStage: parsedStageLayers, threadsPerRank: threads,
                                       isa: isa.flatMap(ISA.init(name:)) ?? .best, contextLength: contextLength,
-                                      kvCacheType: kvCacheType ?? .f16)
+                                      kvCacheType: kvCacheType ?? .f16, batchesInFlight: batchesInFlight,
+                                      cacheBlocks: cacheBlocks)
     }
 
     #if MPI
     private func makeMPIRunner(configuration: DecoderConfiguration, weights: () -> WeightSource,
-                               contextLength: Int?) throws -> any ModelRunner {
+                               contextLength: Int?, batchesInFlight: Int?, cacheBlocks: Int?) throws -> any ModelRunner {
         let isa = isa.flatMap(ISA.init(name:)) ?? .best
         // Computed alike on every rank from the same arguments (rank 0 checks it with each batch).
-        let (blockSize, blockCount) = RunnerFactory.cacheGeometry(configuration: configuration, contextLength: contextLength)
+        let (blockSize, blockCount) = RunnerFactory.cacheGeometry(configuration: configuration, contextLength: contextLength,
+                                                                  cacheBlocks: cacheBlocks)
         let job: MPIJob
         do {
             job = try MPIJob(configuration: configuration, tensorParallel: tp, pipelineStages: pp,
@@ -56,7 +64,7 @@ extension ModelOptions {
         if job.isController {
             let runner = try MPIRunner(job: job, configuration: configuration, weights: weights(),
                                        threadsPerRank: threads, isa: isa, blockSize: blockSize, blockCount: blockCount,
-                                       kvCacheType: kvCacheType ?? .f16)
+                                       kvCacheType: kvCacheType ?? .f16, batchesInFlight: batchesInFlight ?? 1)
             MPIExit.runner = runner
             atexit {  // when the command ends, shut the workers down
                 if let runner = MPIExit.runner, getenv("ENERGON_MPI_STATS") != nil { MPIExit.printTimeSplit(runner) }
@@ -90,14 +98,24 @@ extension ModelOptions {
 /// Rank 0's runner as the commands see it: a forward pass that fails (a peer timed out or
 /// died, a rank reported an error) prints the error, naming the rank, and ends the whole job
 /// with `MPI_Abort`, so no rank is left waiting.
-final class AbortingRunner: ModelRunner, @unchecked Sendable {
+final class AbortingRunner: PipelinedModelRunner, @unchecked Sendable {
     let runner: MPIRunner
     init(_ runner: MPIRunner) { self.runner = runner }
     var configuration: DecoderConfiguration { runner.configuration }
     var blocks: BlockManager { runner.blocks }
+    var maxBatchesInFlight: Int { runner.maxBatchesInFlight }
     func forward(_ batch: ForwardBatch) throws -> UnsafeMutablePointer<Float>? {
+        try abortingOnError { try runner.forward(batch) }
+    }
+    func submit(_ batch: ForwardBatch, slot: Int) throws {
+        try abortingOnError { try runner.submit(batch, slot: slot) }
+    }
+    func wait(slot: Int) throws -> UnsafeMutablePointer<Float>? {
+        try abortingOnError { try runner.wait(slot: slot) }
+    }
+    private func abortingOnError<T>(_ body: () throws -> T) throws -> T {
         do {
-            return try runner.forward(batch)
+            return try body()
         } catch {
             printError("error: rank 0 (stage 0, tensor rank 0): \(error)")
             runner.job.world.abort(code: 1)

@@ -102,6 +102,30 @@ import Glibc
         #expect(grid.standardOutput == gridInProcess.standardOutput)
     }
 
+    @Test("the engine over MPI at pp 2, blocking and non-blocking, serves what the in-process grid serves")
+    func enginePipelineOverMPI() throws {
+        let model = Self.packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+        try #require(FileManager.default.fileExists(atPath: model), "\(model) missing: run scripts/fetch_models.sh")
+        // Four concurrent requests (seeded random prompts), each sequence's greedy token ids.
+        func outputs(_ result: MPIProcess.Output) -> [String] {
+            result.standardOutput.split(separator: "\n").map(String.init).filter { $0.hasPrefix("{\"sequence\"") }
+        }
+        for inFlight in [1, 2] {
+            let arguments = ["bench-engine", "--model", model, "--threads", "1", "--pp", "2", "--batches-in-flight", "\(inFlight)",
+                             "--concurrency", "4", "--prompt-tokens", "16", "--gen-tokens", "12", "--print-outputs", "--json"]
+            let local = try MPIProcess.runDirect(arguments)
+            try #require(local.status == 0, "\(local.standardError)")
+            let expected = outputs(local)
+            #expect(expected.count == 4, "\(local.standardOutput)")
+            let spread = try MPIProcess.run(processes: 2, arguments)
+            #expect(spread.status == 0, "\(spread.standardError)")
+            #expect(outputs(spread) == expected, "in flight \(inFlight)")
+            // Two lanes in flight: each step's batches are half as large, so twice as many.
+            let batches = spread.standardOutput.components(separatedBy: " batches,").first?.split(separator: " ").last
+            #expect(batches.flatMap { Int($0) }.map { inFlight == 2 ? $0 >= 2 * 12 : $0 >= 12 } == true, "\(spread.standardOutput)")
+        }
+    }
+
     /// Two chunks of 512 tokens, as RealParallelTests (shorter chunks amplify the tp rounding noise).
     @Test("SmolLM2 perplexity at tp 2 × pp 2 over MPI equals the in-process grid and is within 0.5% of serial")
     func smolLM2Perplexity() throws {

@@ -74,9 +74,7 @@ public final class LocalParallelRunner: PipelinedModelRunner, @unchecked Sendabl
             for (rank, worker) in workers[stage].enumerated() {
                 let previous = stage > 0 ? workers[stage - 1][rank] : nil
                 worker.enqueue { [timeout] in
-                    let start = DispatchTime.now().uptimeNanoseconds
-                    var computing = start
-                    defer { worker.record(start: start, computing: computing) }
+                    worker.jobStarted()
                     let buffers = worker.buffers[slot]
                     var incoming: UnsafePointer<Float>?
                     if let previous {
@@ -91,7 +89,7 @@ public final class LocalParallelRunner: PipelinedModelRunner, @unchecked Sendabl
                             return
                         }
                         incoming = pointer.map { UnsafePointer($0) }
-                        computing = DispatchTime.now().uptimeNanoseconds
+                        worker.inputArrived()
                     }
                     let result = Result { () throws -> UnsafeMutablePointer<Float>? in
                         let logits = try DecoderRuntime.forward(worker.model, batch: batch, cache: worker.cache, buffers: buffers,
@@ -212,14 +210,18 @@ final class RankWorker: @unchecked Sendable {
 
     deinit { queue.stop() }
 
-    /// Accounts one job that started at `start` and had its input from `computing` on (both
-    /// `DispatchTime` nanoseconds); called on this rank's thread when the job ends.
-    func record(start: UInt64, computing: UInt64) {
-        let end = DispatchTime.now().uptimeNanoseconds
-        waitingNanoseconds.add(computing - start, ordering: .relaxed)
-        computeNanoseconds.add(end - computing, ordering: .relaxed)
-        jobs.add(1, ordering: .relaxed)
+    /// When the current job started and when its input arrived (`DispatchTime` nanoseconds;
+    /// touched only on this rank's thread).
+    private var jobStart: UInt64 = 0, jobInput: UInt64 = 0
+
+    /// Marks the start of a job (on this rank's thread).
+    func jobStarted() {
+        jobStart = DispatchTime.now().uptimeNanoseconds
+        jobInput = jobStart
     }
+
+    /// Marks the arrival of the previous stage's activations for the current job.
+    func inputArrived() { jobInput = DispatchTime.now().uptimeNanoseconds }
 
     /// This rank's totals so far.
     func activity() -> StageActivity {
@@ -234,6 +236,11 @@ final class RankWorker: @unchecked Sendable {
 
     /// Publishes this rank's result for `slot` to whoever waits for it (the next stage or the controller).
     func finish(slot: Int, result: Result<UnsafeMutablePointer<Float>?, any Error>) {
+        // Accounted before the hand-off, so whoever it wakes sees this job counted.
+        let end = DispatchTime.now().uptimeNanoseconds
+        waitingNanoseconds.add(jobInput - jobStart, ordering: .relaxed)
+        computeNanoseconds.add(end - jobInput, ordering: .relaxed)
+        jobs.add(1, ordering: .relaxed)
         handoffs[slot].put(result)
     }
 }

@@ -161,22 +161,40 @@ final class MPIShard: @unchecked Sendable {
             try job.worldGroup.send(UnsafeRawBufferPointer(start: hidden, count: count * 4),
                                     to: job.worldRank(stage: job.stage + 1, tensorRank: job.tensorRank),
                                     tag: MPITag.activations)
+            // Messages past the eager limit (4 KiB in shared memory) move only while the sender
+            // is inside MPI. A worker is (it goes straight back to polling for the next batch),
+            // but rank 0 returns to the controller and may compute the next batch's stage 0:
+            // without this wait, stage 1 would sit idle until then and the pipeline would
+            // serialize.
+            if job.isController { try job.worldGroup.flushSends() }
         }
         return logits
     }
 }
 
-/// The controller's `ModelRunner` over an MPI job: each `forward` sends the batch description
-/// to every other rank, runs stage 0 (tensor rank 0) here, and receives the logits from the
-/// last stage's tensor rank 0. A failed forward pass marks the runner failed (see
+/// The controller's `ModelRunner` over an MPI job: each batch's description goes to every other
+/// rank, rank 0 runs stage 0 (tensor rank 0) itself, and the logits come back from the last
+/// stage's tensor rank 0. A failed forward pass marks the runner failed (see
 /// `MPIRunner.finish`), because the workers' state is then unknown.
-public final class MPIRunner: ModelRunner, @unchecked Sendable {
+///
+/// With pp > 1 it is a non-blocking pipeline (`maxBatchesInFlight` batches of disjoint
+/// sequences): `submit` returns once rank 0 has run stage 0 and sent the activations on, so the
+/// later stages work on one batch while rank 0 computes the next; `wait` collects the logits in
+/// submission order (MPI keeps the order of messages between two ranks with one tag, and every
+/// rank runs its batches in arrival order). Sends copy their payload, so no buffer is reused
+/// while a message is in flight.
+public final class MPIRunner: PipelinedModelRunner, @unchecked Sendable {
     public let configuration: DecoderConfiguration
     public let blocks: BlockManager
     /// The job this runner drives.
     public let job: MPIJob
+    public let maxBatchesInFlight: Int
     let shard: MPIShard
-    private var logits: [Float] = []
+    /// Each slot's logits (valid until the slot is submitted again).
+    private var logits: [[Float]]
+    /// Submitted batches not yet collected, oldest first: slot, logit rows, and stage 0's own
+    /// logits when rank 0 is also the last stage (pp = 1).
+    private var pending: [(slot: Int, rows: Int, local: UnsafeMutablePointer<Float>?)] = []
     private var encoded: [Int32] = []
     /// Set once a forward pass has thrown: the job can only be aborted.
     public private(set) var failed = false
@@ -188,29 +206,75 @@ public final class MPIRunner: ModelRunner, @unchecked Sendable {
 
     /// Builds the controller's shard (stage 0, tensor rank 0). Every worker rank must build its
     /// own `MPIStageWorker` with the same arguments.
+    /// - Parameter batchesInFlight: batches the pipeline holds at once (default 1, blocking; at
+    ///   pp = 1 always 1: rank 0 computes the only stage inside `submit`).
     public init(job: MPIJob, configuration: DecoderConfiguration, weights: WeightSource, threadsPerRank: Int,
-                isa: ISA = .best, blockSize: Int, blockCount: Int, kvCacheType: DType = .f16) throws {
+                isa: ISA = .best, blockSize: Int, blockCount: Int, kvCacheType: DType = .f16,
+                batchesInFlight: Int = 1) throws {
         precondition(job.isController, "MPIRunner runs on world rank 0")  // invariant: callers branch on isController
         self.job = job
         self.configuration = configuration
+        maxBatchesInFlight = job.grid.pipelineStages == 1 ? 1 : max(1, batchesInFlight)
+        logits = Array(repeating: [], count: maxBatchesInFlight)
         blocks = BlockManager(blockSize: blockSize, blockCount: blockCount)
         shard = try job.makeShard(configuration: configuration, weights: weights, threads: threadsPerRank, isa: isa,
                                   blockSize: blockSize, blockCount: blockCount, kvCacheType: kvCacheType)
     }
 
+    /// Runs one batch through every stage (nothing else may be in flight).
     public func forward(_ batch: ForwardBatch) throws -> UnsafeMutablePointer<Float>? {
+        precondition(pending.isEmpty, "forward with batches in flight")  // invariant: callers use submit/wait or forward
+        try submit(batch, slot: 0)
+        return try wait(slot: 0)
+    }
+
+    public func submit(_ batch: ForwardBatch, slot: Int) throws {
+        precondition(slot >= 0 && slot < maxBatchesInFlight && !pending.contains { $0.slot == slot },
+                     "slot \(slot) is busy or out of 0..<\(maxBatchesInFlight)")  // invariant: the controller's slots
         guard !failed else { throw CommunicationError.peerFailed(rank: 0, reason: "an earlier forward pass failed") }
+        let start = MPIRunner.now()
+        defer { forwardSeconds += MPIRunner.now() - start }
+        do {
+            MPIBatchCodec.encode(batch, into: &encoded)
+            try sendCommand(.forward, payloadBytes: encoded.count * 4)
+            try encoded.withUnsafeBytes { payload in
+                for rank in 1..<job.world.size { try job.worldGroup.send(payload, to: rank, tag: MPITag.batch) }
+            }
+            let local = try shard.run(batch, job: job)
+            pending.append((slot, batch.logitRows.count, job.grid.pipelineStages == 1 ? local : nil))
+        } catch {
+            failed = true
+            throw error
+        }
+    }
+
+    public func wait(slot: Int) throws -> UnsafeMutablePointer<Float>? {
+        precondition(pending.first?.slot == slot, "wait(slot: \(slot)) out of submission order")  // invariant: the controller waits oldest first
+        let (_, rows, local) = pending.removeFirst()
         let start = MPIRunner.now()
         defer {
             forwardCount += 1
             forwardSeconds += MPIRunner.now() - start
         }
+        guard !failed else { throw CommunicationError.peerFailed(rank: 0, reason: "an earlier forward pass failed") }
+        if job.grid.pipelineStages == 1 || rows == 0 { return local }
+        let count = rows * configuration.vocabularySize
+        if logits[slot].count < count { logits[slot] = [Float](repeating: 0, count: count) }
+        let source = job.worldRank(stage: job.grid.pipelineStages - 1, tensorRank: 0)
         do {
-            return try runForward(batch)
+            // Up to every batch in flight may still be ahead of this one in the later stages.
+            let limit = job.timeout * Double(job.grid.pipelineStages + 1) * Double(maxBatchesInFlight)
+            let bytes = try logits[slot].withUnsafeMutableBytes {
+                try job.worldGroup.receive(into: $0, from: source, tag: MPITag.logits, timeout: limit)
+            }
+            guard bytes == count * 4 else {
+                throw CommunicationError.invalidArgument("rank \(source) sent \(bytes) bytes of logits; \(count * 4) expected")
+            }
         } catch {
             failed = true
             throw error
         }
+        return logits[slot].withUnsafeMutableBufferPointer { $0.baseAddress }
     }
 
     /// Where rank 0's forward time went: the tensor-group waits (all-reduces and all-gathers:
@@ -226,27 +290,6 @@ public final class MPIRunner: ModelRunner, @unchecked Sendable {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
         return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
-    }
-
-    private func runForward(_ batch: ForwardBatch) throws -> UnsafeMutablePointer<Float>? {
-        MPIBatchCodec.encode(batch, into: &encoded)
-        try sendCommand(.forward, payloadBytes: encoded.count * 4)
-        try encoded.withUnsafeBytes { payload in
-            for rank in 1..<job.world.size { try job.worldGroup.send(payload, to: rank, tag: MPITag.batch) }
-        }
-        let local = try shard.run(batch, job: job)
-        if job.grid.pipelineStages == 1 || batch.logitRows.isEmpty { return local }
-        let count = batch.logitRows.count * configuration.vocabularySize
-        if logits.count < count { logits = [Float](repeating: 0, count: count) }
-        let source = job.worldRank(stage: job.grid.pipelineStages - 1, tensorRank: 0)
-        let bytes = try logits.withUnsafeMutableBytes {
-            try job.worldGroup.receive(into: $0, from: source, tag: MPITag.logits,
-                                       timeout: job.timeout * Double(job.grid.pipelineStages + 1))
-        }
-        guard bytes == count * 4 else {
-            throw CommunicationError.invalidArgument("rank \(source) sent \(bytes) bytes of logits; \(count * 4) expected")
-        }
-        return logits.withUnsafeMutableBufferPointer { $0.baseAddress }
     }
 
     private func sendCommand(_ command: MPICommand, payloadBytes: Int) throws {
