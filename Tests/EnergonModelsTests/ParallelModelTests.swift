@@ -48,9 +48,7 @@ import Testing
 
     @Test("a rank's failure reaches the controller, and the runner refuses work after it")
     func failureMakesTheRunnerUnusable() throws {
-        let file = try GGUFFile(path: TinyModelTests.fixtures.appendingPathComponent("tiny-llama.gguf").path)
-        let configuration = try ModelRegistry.configuration(architecture: "llama", metadata: file.metadata,
-                                                            vocabularySize: 128, source: "tiny-llama")
+        let (file, configuration) = try Self.tinyModel("llama")
         let grid = try ParallelGrid(configuration: configuration, tensorParallel: 2, pipelineStages: 2)
         let runner = try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: 1,
                                              weights: { WeightSource(gguf: file) }, blockSize: 4, blockCount: 8)
@@ -77,9 +75,7 @@ import Testing
 
     @Test("stage activity counts every job and splits each rank's time")
     func stageActivityAccountsForTheRun() throws {
-        let file = try GGUFFile(path: TinyModelTests.fixtures.appendingPathComponent("tiny-llama.gguf").path)
-        let configuration = try ModelRegistry.configuration(architecture: "llama", metadata: file.metadata,
-                                                            vocabularySize: 128, source: "tiny-llama")
+        let (file, configuration) = try Self.tinyModel("llama")
         let grid = try ParallelGrid(configuration: configuration, tensorParallel: 1, pipelineStages: 2)
         let runner = try LocalParallelRunner(configuration: configuration, grid: grid, threadsPerRank: 1,
                                              weights: { WeightSource(gguf: file) }, blockSize: 4, blockCount: 16)
@@ -108,9 +104,7 @@ import Testing
     }
 
     @Test func impossibleGridsAreRefusedWithWhatWouldWork() throws {
-        let file = try GGUFFile(path: TinyModelTests.fixtures.appendingPathComponent("tiny-llama.gguf").path)
-        let configuration = try ModelRegistry.configuration(architecture: "llama", metadata: file.metadata,
-                                                            vocabularySize: 128, source: "tiny-llama")
+        let (file, configuration) = try Self.tinyModel("llama")
         do {
             _ = try ParallelGrid(configuration: configuration, tensorParallel: 5, pipelineStages: 1)
             Issue.record("tp 5 must be refused for 4 heads")
@@ -123,13 +117,19 @@ import Testing
     }
 
     @Test func stagesAreBalancedByCost() throws {
-        let file = try GGUFFile(path: TinyModelTests.fixtures.appendingPathComponent("tiny-gemma3.gguf").path)
-        let configuration = try ModelRegistry.configuration(architecture: "gemma3", metadata: file.metadata,
-                                                            vocabularySize: 128, source: "tiny-gemma3")
+        let (_, configuration) = try Self.tinyModel("gemma3")
         let grid = try ParallelGrid(configuration: configuration, tensorParallel: 1, pipelineStages: 2)
         // The output projection (128 × 32) costs about half a layer here, so the last stage gets fewer layers.
         #expect(grid.stageLayers == [0..<3, 3..<6] || grid.stageLayers == [0..<4, 4..<6])
         let manual = try ParallelGrid(configuration: configuration, tensorParallel: 1, pipelineStages: 2, layersPerStage: [1, 5])
         #expect(manual.stageLayers == [0..<1, 1..<6])
+    }
+
+    /// The tiny fixture model `tiny-<architecture>.gguf` (128-token vocabulary) and its configuration.
+    static func tinyModel(_ architecture: String) throws -> (GGUFFile, DecoderConfiguration) {
+        let file = try GGUFFile(path: TinyModelTests.fixtures.appendingPathComponent("tiny-\(architecture).gguf").path)
+        let configuration = try ModelRegistry.configuration(architecture: architecture, metadata: file.metadata,
+                                                            vocabularySize: 128, source: "tiny-\(architecture)")
+        return (file, configuration)
     }
 }
