@@ -104,7 +104,7 @@ import Testing
     }
 
     @Test func impossibleGridsAreRefusedWithWhatWouldWork() throws {
-        let (file, configuration) = try Self.tinyModel("llama")
+        let (_, configuration) = try Self.tinyModel("llama")
         do {
             _ = try ParallelGrid(configuration: configuration, tensorParallel: 5, pipelineStages: 1)
             Issue.record("tp 5 must be refused for 4 heads")
