@@ -52,7 +52,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "EnergonCheckpointTests", dependencies: ["EnergonCheckpoint", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "EnergonTokenizersTests", dependencies: ["EnergonTokenizers", "EnergonTestSupport"],
+        .testTarget(name: "EnergonTokenizersTests", dependencies: ["EnergonTokenizers", "EnergonCheckpoint", "EnergonTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "EnergonDistributedTests", dependencies: ["EnergonDistributed", "EnergonCore"]),
         .testTarget(name: "EnergonEngineTests", dependencies: ["Energon", "EnergonEngine", "EnergonModels", "EnergonCheckpoint", "EnergonTokenizers"]),
