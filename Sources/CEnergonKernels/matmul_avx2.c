@@ -187,41 +187,57 @@ MM_AVX2 static inline __m256i mm256_dot_u8_s8(__m256i u, __m256i q) {
 MM_AVX2 static void mm256_quantized_row(const energon_matmul_job *job, const uint8_t *row, float *result) {
     size_t in = job->in, tokens = job->tokens, stride = energon_matmul_quantized_row_bytes(in);
     size_t group = mm_group_size(job->dtype), groups = in / group;
-    // Accumulators live in result[] (one per token); a group is expanded once for all tokens.
-    for (size_t t = 0; t < tokens; t++) result[t] = 0;
+    size_t group_bytes = mm_group_bytes(job->dtype);
+    int is_signed = job->dtype == MM_Q8_0;
     uint8_t buffer[256];
     float scales[16], offsets[16];
-    for (size_t g = 0; g < groups; g++) {
-        int is_signed = 0;
-        if (group == 32) {
-            __m256i values = mm256_expand_block32(job->dtype, row, g, &scales[0], &offsets[0]);
-            _mm256_storeu_si256((__m256i *)buffer, values);
-            scales[1] = scales[0];
-            offsets[1] = offsets[0];
-            is_signed = job->dtype == MM_Q8_0;
-        } else {
-            mm256_expand_k(job->dtype, row, g, buffer, scales, offsets);
+    // Up to 4 tokens at a time keep their sums in registers across the whole row (one horizontal
+    // sum per row, not per block); each group is expanded once per 4 tokens.
+    for (size_t t0 = 0; t0 < tokens; t0 += 4) {
+        int count = (int)(tokens - t0 < 4 ? tokens - t0 : 4);
+        mm_a32_row x[4];
+        __m256 acc[4];
+        float correction[4];
+        for (int t = 0; t < count; t++) {
+            x[t] = mm_a32_view(job->quantized + (t0 + (size_t)t) * stride, in);
+            acc[t] = _mm256_setzero_ps();
+            correction[t] = 0;
         }
-        for (size_t t = 0; t < tokens; t++) {
-            mm_a32_row x = mm_a32_view(job->quantized + t * stride, in);
-            __m256 acc = _mm256_setzero_ps();
-            float correction = 0;
-            for (size_t c = 0; c < group / 32; c++) {
-                size_t first = g * group + 32 * c;
-                __m256i u = _mm256_loadu_si256((const __m256i *)(buffer + 32 * c));
-                __m256i q = _mm256_loadu_si256((const __m256i *)(x.q + first));
-                __m256i dot;
-                if (is_signed) dot = mm256_dot_u8_s8(_mm256_sign_epi8(u, u), _mm256_sign_epi8(q, u));
-                else dot = mm256_dot_u8_s8(u, q);
-                float d = x.d[first / 32];
-                __m256 lane_scale = _mm256_set_m128(_mm_set1_ps(scales[2 * c + 1] * d), _mm_set1_ps(scales[2 * c] * d));
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), lane_scale, acc);
-                correction += offsets[2 * c] * x.s16[first / 16] + offsets[2 * c + 1] * x.s16[first / 16 + 1];
+        for (size_t g = 0; g < groups; g++) {
+            // The weight stream runs ahead in the prefetcher, as in the AVX-512 kernels (the
+            // scales of a K-quant block sit at its end but are needed first).
+            if (t0 == 0)
+                for (size_t line = 0; line < group_bytes; line += 64)
+                    _mm_prefetch((const char *)(row + g * group_bytes + 6144 + line), _MM_HINT_T0);
+            if (group == 32) {
+                __m256i u = mm256_expand_block32(job->dtype, row, g, &scales[0], &offsets[0]);
+                __m256i magnitude = is_signed ? _mm256_sign_epi8(u, u) : u;
+                for (int t = 0; t < count; t++) {
+                    __m256i q = _mm256_loadu_si256((const __m256i *)(x[t].q + 32 * g));
+                    __m256i dot = mm256_dot_u8_s8(magnitude, is_signed ? _mm256_sign_epi8(q, u) : q);
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(scales[0] * x[t].d[g]), acc[t]);
+                    correction[t] += offsets[0] * (x[t].s16[2 * g] + x[t].s16[2 * g + 1]);
+                }
+                continue;
             }
-            __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+            mm256_expand_k(job->dtype, row, g, buffer, scales, offsets);
+            for (int t = 0; t < count; t++) {
+                for (size_t c = 0; c < group / 32; c++) {
+                    size_t first = g * group + 32 * c;
+                    __m256i u = _mm256_loadu_si256((const __m256i *)(buffer + 32 * c));
+                    __m256i q = _mm256_loadu_si256((const __m256i *)(x[t].q + first));
+                    float d = x[t].d[first / 32];
+                    __m256 lane_scale = _mm256_set_m128(_mm_set1_ps(scales[2 * c + 1] * d), _mm_set1_ps(scales[2 * c] * d));
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mm256_dot_u8_s8(u, q)), lane_scale, acc[t]);
+                    correction[t] += offsets[2 * c] * x[t].s16[first / 16] + offsets[2 * c + 1] * x[t].s16[first / 16 + 1];
+                }
+            }
+        }
+        for (int t = 0; t < count; t++) {
+            __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[t]), _mm256_extractf128_ps(acc[t], 1));
             s = _mm_add_ps(s, _mm_movehl_ps(s, s));
             s = _mm_add_ss(s, _mm_movehdup_ps(s));
-            result[t] += _mm_cvtss_f32(s) + correction;
+            result[t0 + (size_t)t] = _mm_cvtss_f32(s) + correction[t];
         }
     }
 }
