@@ -114,6 +114,19 @@ public enum RunnerFactory {
                             cacheBlocks: Int? = nil) throws -> any ModelRunner {
         let (blockSize, blockCount) = cacheGeometry(configuration: configuration, contextLength: contextLength,
                                                     blockSize: blockSize, cacheBlocks: cacheBlocks)
+        // Weights are laid out for the level the runner computes at.
+        return try MatMul.$preparationISA.withValue(isa) {
+            try make(configuration: configuration, weights: weights, tensorParallel: tensorParallel,
+                     pipelineStages: pipelineStages, layersPerStage: layersPerStage, threadsPerRank: threadsPerRank,
+                     isa: isa, blockSize: blockSize, blockCount: blockCount, kvCacheType: kvCacheType,
+                     batchesInFlight: batchesInFlight)
+        }
+    }
+
+    private static func make(configuration: DecoderConfiguration, weights: @escaping () -> WeightSource,
+                             tensorParallel: Int, pipelineStages: Int, layersPerStage: [Int]?, threadsPerRank: Int,
+                             isa: ISA, blockSize: Int, blockCount: Int, kvCacheType: DType,
+                             batchesInFlight: Int?) throws -> any ModelRunner {
         if tensorParallel == 1 && pipelineStages == 1 {
             let model = try ModelRegistry.build(configuration: configuration, weights: weights())
             return SerialRunner(model: model, context: ComputeContext(threads: threadsPerRank, isa: isa),

@@ -48,6 +48,11 @@ struct BenchKernels: ParsableCommand {
     }
 
     func run() throws {
+        // Weights are prepared for the level measured, as a model loaded at that level is.
+        try MatMul.$preparationISA.withValue(isa.flatMap(ISA.init(name:)) ?? .best) { try measure() }
+    }
+
+    private func measure() throws {
         Self.useCPUClock = cpuTime
         Self.prepareWeights = !rowMajor
         let level = isa.flatMap(ISA.init(name:)) ?? .best
@@ -58,7 +63,7 @@ struct BenchKernels: ParsableCommand {
         if !json {
             print("energon bench-kernels: \(context.pool.activeThreadCount) thread(s), isa \(context.isa), \(cpuTime ? "thread CPU time" : "wall time"), cpu: \(EnergonInfo.cpuFeatures)")
             print(String(format: "read bandwidth (1 GiB, AVX read-sum): %.1f GB/s", bandwidth))
-            print(rowMajor ? "weights: row-major, as stored" : "weights: after MatMul.prepare (Q4_0/Q4_1/Q5_0/Q8_0/Q4_K packed), as models load them")
+            print(rowMajor ? "weights: row-major, as stored" : "weights: after MatMul.prepare (at AVX-512: Q4_0/Q4_1/Q5_0/Q8_0/Q4_K packed), as models load them")
             print("format  matvec GB/s  ratio  matvec GFLOP/s | GEMM \(tokens) tok GFLOP/s: 1536x576*  4096x4096   (*640x2048 for K-quants)")
         }
         for dtype in selected {

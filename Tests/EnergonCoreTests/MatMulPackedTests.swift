@@ -155,6 +155,9 @@ struct MatMulPackedTests {
         #expect(MatMul.prepare(packed, isa: .avx512) === packed)
         // Below AVX-512 there is no packed kernel: the stored layout is faster there.
         #expect(MatMul.prepare(stored, isa: .avx2) === stored && MatMul.prepare(stored, isa: .portable) === stored)
+        // Without an explicit level, `prepare` follows the level of the runner being built.
+        #expect(MatMul.$preparationISA.withValue(.avx2) { MatMul.prepare(stored) } === stored)
+        #expect(MatMul.$preparationISA.withValue(.avx512) { MatMul.prepare(stored) }.layout == .matMulPacked)
     }
 
     @Test("a weight of any other format in a file mapping comes back as a row-major copy: same bytes, same products")

@@ -54,10 +54,17 @@ public enum MatMul {
     /// more than a chunk. Slice a weight (tensor-parallel shards) before preparing it: a packed
     /// tensor has no rows.
     ///
-    /// - Parameter isa: the level the products will run at; only AVX-512 has packed kernels (the
+    /// - Parameter requested: the level the products will run at (default `preparationISA`);
+    ///   only AVX-512 has packed kernels (the
     ///   other levels read a packed weight by unpacking it a few rows at a time, which is slower
     ///   than the stored layout), so below it quantized weights are only copied.
-    public static func prepare(_ weight: Tensor, isa: ISA = .best) -> Tensor {
+    /// The level `prepare` lays weights out for when it is given none: `ISA.best`, or the level
+    /// of the runner being built (`RunnerFactory` and the MPI shards set it around the build), so
+    /// a model forced to a lower level (`--isa avx2`) is not packed for kernels it will not run.
+    @TaskLocal public static var preparationISA: ISA = .best
+
+    public static func prepare(_ weight: Tensor, isa requested: ISA? = nil) -> Tensor {
+        let isa = requested ?? preparationISA
         guard weight.layout == .rowMajor, weight.shape.count == 2, weight.rowBytes > 0,
               weight.byteCount >= weight.shape[0] * weight.rowBytes else { return weight }
         let rows = weight.shape[0], inputs = weight.shape[1], rowBytes = weight.rowBytes

@@ -77,8 +77,10 @@ public final class MPIJob: @unchecked Sendable {
     func makeShard(configuration: DecoderConfiguration, weights: WeightSource, threads: Int, isa: ISA,
                    blockSize: Int, blockCount: Int, kvCacheType: DType) throws -> MPIShard {
         let parallel = ParallelContext(tensorGroup: tensorGroup, pipelineStage: stage, pipelineStages: grid.pipelineStages)
-        let model = try ModelRegistry.build(configuration: configuration, weights: weights, parallel: parallel,
-                                            layers: grid.stageLayers[stage])
+        let model = try MatMul.$preparationISA.withValue(isa) {
+            try ModelRegistry.build(configuration: configuration, weights: weights, parallel: parallel,
+                                    layers: grid.stageLayers[stage])
+        }
         return MPIShard(model: model, parallel: parallel, context: ComputeContext(threads: threads, isa: isa),
                         blockSize: blockSize, blockCount: blockCount, kvCacheType: kvCacheType)
     }
