@@ -1,3 +1,4 @@
+import EnergonCheckpoint
 import EnergonCore
 import EnergonEngine
 import EnergonModels
@@ -54,6 +55,44 @@ import Testing
         #expect(prompt == [504, 3575, 282, 4649, 314])  // llama-tokenize and transformers agree on these ids
         let result = try generator.generate(prompt: prompt, maxTokens: 12)
         #expect(result.text.contains("Paris"), "continuation: \(result.text)")
+    }
+
+    @Test("a built model keeps little of its file resident: weights live in their prepared copies")
+    func fileMappingIsReleased() throws {
+        let path = try #require(Self.find("gemma-3-270m-q4_k_m.gguf"))
+        let checkpoint = try Checkpoint.open(path: path)
+        let weights = checkpoint.weights()
+        let file = try #require(weights.store as? GGUFFile)
+        let runner = try RunnerFactory.make(configuration: checkpoint.configuration, weights: { weights }, threadsPerRank: 2,
+                                            contextLength: 64)
+        // Decode a few tokens: the tied 170 MiB LM head is read every step, the embedding rows
+        // are looked up in the head's copy.
+        let result = try Generator(runner: runner, tokenizer: checkpoint.tokenizer)
+            .generate(prompt: checkpoint.tokenizer.encode("The capital of France is", addSpecialTokens: true, parseSpecialTokens: true),
+                      maxTokens: 4)
+        #expect(!result.text.isEmpty)
+        let resident = try #require(Self.residentBytes(of: file.mapping.base))
+        #expect(resident < 16 << 20, "\(resident >> 20) MiB of the \(file.mapping.count >> 20) MiB file resident")
+    }
+
+    /// The resident bytes (`Rss` in /proc/self/smaps) of the mapping that contains `address`.
+    static func residentBytes(of address: UnsafeRawPointer) -> Int? {
+        // /proc files report a size of 0: read to the end rather than by size.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/self/smaps"),
+              let data = try? handle.readToEnd() else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        let target = UInt(bitPattern: address)
+        var inside = false
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let range = fields.first, range.contains("-"), !range.hasSuffix(":") {
+                let bounds = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
+                inside = bounds.count == 2 && bounds[0] <= target && target < bounds[1]
+            } else if inside, fields.first == "Rss:", fields.count >= 2, let kilobytes = Int(fields[1]) {
+                return kilobytes * 1024
+            }
+        }
+        return nil
     }
 
     @Test func generationStreamsStopsAndRepeatsWithASeed() throws {
